@@ -1,0 +1,156 @@
+"""``DualCacheEnv``: the bindings and vars one Worker sees, on one virtual clock.
+
+Bindings are reachable as ``env.kv``/``env.do`` and under their configured names
+(``env.CACHE_DO``), string vars under theirs (``env.FEATURE_FLAG_DO_CACHE``), so code written
+against a Workers ``env`` reads this one unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .clock import VirtualClock
+from .durable import DurableObjectCache, MemoryEngine, RedisEngine
+from .kv import KVNamespace
+from .ledger import Ledger
+from .settings import BindingNames, binding_name_problem
+
+if TYPE_CHECKING:
+    from .durable import DOEngine
+    from .limits import KVPlan
+    from .workers import WorkersEnv
+
+
+DEFAULT_NAMES = BindingNames()
+
+
+class FeatureFlag:
+    """The DO-cache feature flag, stored as the string var ``"true"``/``"false"`` like wrangler."""
+
+    __slots__ = ("_vars", "name")
+
+    def __init__(self, vars: dict[str, str], name: str) -> None:
+        self._vars = vars
+        self.name = name
+
+    @property
+    def enabled(self) -> bool:
+        """True when the var is exactly ``"true"`` (the seed's rule; "True" and "1" are off)."""
+        return self._vars.get(self.name) == "true"
+
+    def enable(self) -> None:
+        """Set the var to ``"true"``."""
+        self._vars[self.name] = "true"
+
+    def disable(self) -> None:
+        """Set the var to ``"false"`` (the seed's rollback)."""
+        self._vars[self.name] = "false"
+
+    def set(self, enabled: bool) -> None:
+        """Enable or disable from a bool."""
+        self.enable() if enabled else self.disable()
+
+    def __bool__(self) -> bool:
+        return self.enabled
+
+    def __repr__(self) -> str:
+        return f"<FeatureFlag {self.name}={self._vars.get(self.name)!r}>"
+
+
+class DualCacheEnv:
+    """A Worker's environment for tests: a KV namespace, a DO cache, vars and a clock.
+
+    ``bind_do=False`` leaves the DO binding out, as a Worker deployed without it.
+    ``do_engine`` is ``"memory"``, ``"redis"`` (fakeredis) or a ready ``DOEngine``.
+    """
+
+    def __init__(
+        self,
+        clock: VirtualClock | None = None,
+        *,
+        names: BindingNames = DEFAULT_NAMES,
+        kv_plan: KVPlan = "free",
+        do_engine: str | DOEngine = "memory",
+        bind_do: bool = True,
+        flag_enabled: bool = True,
+        vars: dict[str, str] | None = None,
+    ) -> None:
+        self.clock = clock if clock is not None else VirtualClock()
+        self.binding_names = names
+        self.vars: dict[str, str] = dict(vars or {})
+        self.vars.setdefault(names.flag, "true" if flag_enabled else "false")
+        self.flag = FeatureFlag(self.vars, names.flag)
+        self.kv = KVNamespace(self.clock, name=names.kv, plan=kv_plan)
+        self.kv_namespaces: list[KVNamespace] = [self.kv]
+        self.bindings: dict[str, Any] = {names.kv: self.kv}
+        self.do: DurableObjectCache | None = None
+        if bind_do:
+            self.do = DurableObjectCache(self.clock, name=names.do, engine=_engine(do_engine))
+            self.bindings[names.do] = self.do
+
+    def add_kv_namespace(self, name: str, *, plan: KVPlan | None = None) -> KVNamespace:
+        """Bind another KV namespace under ``name`` (sharing this env's clock)."""
+        problem = binding_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        if name in self.bindings or name in self.vars:
+            raise ValueError(f"env already has a binding or var named {name!r}")
+        if hasattr(self, name):
+            raise ValueError(f"{name!r} is an attribute of env: a binding there is unreachable")
+        namespace = KVNamespace(self.clock, name=name, plan=plan or self.kv.plan)
+        self.kv_namespaces.append(namespace)
+        self.bindings[name] = namespace
+        return namespace
+
+    def ledgers(self) -> list[Ledger]:
+        """The ledger of every store of this env: KV namespaces first, then the DO."""
+        ledgers = [namespace.ledger for namespace in self.kv_namespaces]
+        if self.do is not None:
+            ledgers.append(self.do.ledger)
+        return ledgers
+
+    def workers(self) -> WorkersEnv:
+        """This env as a Python Worker sees it: async bindings with JS method names."""
+        from .workers import WorkersEnv
+
+        return WorkersEnv(self)
+
+    def close(self) -> None:
+        """Release what the stores hold outside this process (a redis engine's keys)."""
+        if self.do is not None:
+            self.do.clear()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names that are not real attributes: bindings, then vars.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        bindings = self.__dict__.get("bindings", {})
+        if name in bindings:
+            return bindings[name]
+        variables = self.__dict__.get("vars", {})
+        if name in variables:
+            return variables[name]
+        raise AttributeError(f"env has no binding or var named {name!r}")
+
+    def __repr__(self) -> str:
+        return f"<DualCacheEnv bindings={sorted(self.bindings)} vars={self.vars}>"
+
+
+def _engine(spec: str | DOEngine) -> DOEngine:
+    if spec == "memory":
+        return MemoryEngine()
+    if spec == "redis":
+        return RedisEngine()
+    if isinstance(spec, str):
+        raise ValueError(f"do_engine must be 'memory', 'redis' or a DOEngine, got {spec!r}")
+    return spec
+
+
+def is_do_cache_enabled(env: object) -> bool:
+    """The seed's rule: the flag var equals ``"true"`` and the DO binding exists.
+
+    Works on a ``DualCacheEnv``, its Workers face, or any object with the bindings and vars
+    as attributes (default names ``FEATURE_FLAG_DO_CACHE`` and ``CACHE_DO``).
+    """
+    names = getattr(env, "binding_names", DEFAULT_NAMES)
+    return getattr(env, names.flag, None) == "true" and getattr(env, names.do, None) is not None

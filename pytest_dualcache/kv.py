@@ -1,0 +1,533 @@
+"""``KVNamespace``: a Workers KV namespace in memory that enforces KV's real limits.
+
+Validation follows workerd and Miniflare (statuses and messages from ``limits.KV_MESSAGES``);
+the per-key write rate and the daily quotas, which Miniflare does not enforce, follow
+Cloudflare's documented limits. Every operation is recorded in ``ledger``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from .clock import VirtualClock
+from .ledger import Ledger
+from .limits import (
+    KV_DAILY_QUOTAS,
+    KV_FAILED_PREFIX,
+    KV_MAX_KEY_BYTES,
+    KV_MAX_LIST_LIMIT,
+    KV_MAX_METADATA_BYTES,
+    KV_MAX_VALUE_BYTES,
+    KV_MESSAGES,
+    KV_MIN_EXPIRATION_TTL_S,
+    KV_PLANS,
+    KV_QUOTA_MESSAGE,
+    KV_QUOTA_STATUS,
+    KV_SAME_KEY_WRITE_INTERVAL_S,
+    SECONDS_PER_DAY,
+    KVPlan,
+)
+
+GetType = Literal["text", "json", "bytes"]
+_GET_TYPES = ("text", "json", "bytes")
+_QUOTA_METHODS = {"read": "get", "write": "put", "delete": "delete", "list": "list"}
+
+
+class KVError(Exception):
+    """A KV operation Cloudflare would reject; ``status`` and ``message`` are Cloudflare's."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class KVValidationError(KVError, ValueError):
+    """Bad key, value, metadata, expiration or list option (400, 413 or 414)."""
+
+
+class KVRateLimitError(KVError):
+    """More than one write to the same key within a second (429)."""
+
+
+class KVQuotaError(KVError):
+    """A daily operation quota of the plan is used up (resets at 00:00 UTC)."""
+
+
+def _kv_error(cls: type[KVError], op: str, reason: str, **figures: object) -> KVError:
+    status, text = KV_MESSAGES[reason]
+    prefix = KV_FAILED_PREFIX.format(op=op, status=status)
+    return cls(status, prefix + text.format(**figures))
+
+
+@dataclass(frozen=True, slots=True)
+class KVKey:
+    """One key of a ``list`` page; ``expiration`` is absolute epoch seconds."""
+
+    name: str
+    expiration: int | None = None
+    metadata: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class KVListResult:
+    """A page of ``list``: keys in UTF-8 byte order, and a cursor while more remain."""
+
+    keys: list[KVKey]
+    list_complete: bool
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KVValueWithMetadata:
+    """What ``get_with_metadata`` returns: the value (None if absent) and its metadata."""
+
+    value: Any
+    metadata: Any = None
+
+
+def utf8_length(text: str) -> int:
+    """UTF-8 byte length as ``Buffer.byteLength`` counts it (lone surrogates count 3)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+#: A key of at most this many characters is within KV_MAX_KEY_BYTES whatever the characters
+#: (UTF-8 takes at most 4 bytes a code point), so its length needs no encoding.
+_SURELY_SHORT_KEY_CHARS = KV_MAX_KEY_BYTES // 4
+
+_JS_INT_PREFIX = re.compile(r"\s*([+-]?\d+)")
+
+
+def js_parse_int(raw: object) -> int | None:
+    """JavaScript ``parseInt(String(raw))``: the leading integer, or None for NaN."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float):
+        raw = js_number_text(raw)
+    if isinstance(raw, str):
+        match = _JS_INT_PREFIX.match(raw)
+        return int(match.group(1)) if match else None
+    return None
+
+
+def js_number_text(raw: object) -> str:
+    """``String(raw)`` as JavaScript writes it: 60.0 is "60", 1e-7 is "1e-7", inf "Infinity"."""
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if not isinstance(raw, float):
+        return str(raw)
+    if math.isnan(raw):
+        return "NaN"
+    if math.isinf(raw):
+        return "Infinity" if raw > 0 else "-Infinity"
+    if raw == 0:
+        return "0"
+    # ECMAScript Number::toString: the shortest round-trip digits (as repr finds them),
+    # laid out in plain notation for 1e-7 < |x| < 1e21 and in exponent notation otherwise.
+    sign = "-" if raw < 0 else ""
+    _, digit_tuple, exponent = Decimal(repr(abs(raw))).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    k, n = len(digits), len(digits) + int(exponent)
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = f"{digits[:n]}.{digits[n:]}"
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        mantissa = digits[0] + (f".{digits[1:]}" if k > 1 else "")
+        text = f"{mantissa}e{'+' if n > 0 else '-'}{abs(n - 1)}"
+    return sign + text
+
+
+def js_json_stringify(value: object) -> str:
+    """Compact JSON as ``JSON.stringify`` writes it (numbers in JS form, no spaces).
+
+    Used for KV metadata, whose 1,024-byte limit is measured on exactly this text. NaN and
+    infinities, which JavaScript would silently turn into null, are refused instead.
+    """
+    parts: list[str] = []
+    _stringify_into(value, parts, set())
+    return "".join(parts)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _stringify_into(value: object, parts: list[str], active: set[int]) -> None:
+    if value is None or value is True or value is False:
+        parts.append(json.dumps(value))
+    elif isinstance(value, str):
+        text = json.dumps(str(value), ensure_ascii=False)
+        parts.append(_LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+    elif isinstance(value, int):
+        parts.append(str(int(value)))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{value!r} is not JSON: JSON has no NaN or infinity")
+        parts.append(js_number_text(value))
+    elif isinstance(value, list | tuple | dict):
+        if id(value) in active:
+            raise TypeError("Converting circular structure to JSON")
+        active.add(id(value))
+        if isinstance(value, dict):
+            parts.append("{")
+            for index, (name, item) in enumerate(value.items()):
+                if not isinstance(name, str):
+                    raise TypeError(f"JSON object keys must be str, got {type(name).__name__}")
+                parts.append("," if index else "")
+                _stringify_into(name, parts, active)
+                parts.append(":")
+                _stringify_into(item, parts, active)
+            parts.append("}")
+        else:
+            parts.append("[")
+            for index, item in enumerate(value):
+                parts.append("," if index else "")
+                _stringify_into(item, parts, active)
+            parts.append("]")
+        active.discard(id(value))
+    else:
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class KVNamespace:
+    """An in-memory Workers KV namespace on a virtual clock, with limits and a ledger.
+
+    ``plan`` picks the daily quotas (``free``, ``paid``, ``unlimited``); ``unlimited`` also
+    lifts the 1-write-per-second-per-key rate limit, leaving only validation and recording.
+    """
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        *,
+        name: str = "CACHE_KV",
+        plan: KVPlan = "free",
+        ledger: Ledger | None = None,
+    ) -> None:
+        if plan not in KV_PLANS:
+            raise ValueError(f"KV plan must be one of {', '.join(KV_PLANS)}, got {plan!r}")
+        self.name = name
+        self.plan = plan
+        self.clock = clock
+        self.ledger = ledger if ledger is not None else Ledger(name)
+        # key -> (value, absolute expiration or None, metadata JSON or None, value bytes)
+        self._entries: dict[str, tuple[str | bytes, int | None, str | None, int]] = {}
+        self._last_write_at: dict[str, float] = {}
+        self._rate_limited = plan != "unlimited"
+        self._quotas = KV_DAILY_QUOTAS[plan]
+        self._quota_day_start = 0.0
+        self._quota_day_end = 0.0
+        self._used_today = {"read": 0, "write": 0, "delete": 0, "list": 0}
+
+    # --- public operations -------------------------------------------------------------
+
+    def put(
+        self,
+        key: str,
+        value: str | bytes,
+        *,
+        expiration: float | str | None = None,
+        expiration_ttl: float | str | None = None,
+        metadata: object = None,
+    ) -> None:
+        """Store ``value`` under ``key``; raises a ``KVError`` and changes nothing if rejected."""
+        now = self.clock.now()
+        try:
+            nbytes = self._put(key, value, expiration, expiration_ttl, metadata, now)
+        except Exception as exc:
+            self.ledger.record("put", _key_text(key), now, 0, False, str(exc))
+            raise
+        self.ledger.record("put", key, now, nbytes, True)
+
+    def get(self, key: str, type: GetType = "text") -> Any:
+        """The value as text, parsed JSON or bytes; None if absent or expired."""
+        return self._read(key, type, with_metadata=False)
+
+    def get_with_metadata(self, key: str, type: GetType = "text") -> KVValueWithMetadata:
+        """The value and its metadata (both None if absent or expired)."""
+        return self._read(key, type, with_metadata=True)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (absent keys are fine); counts against the daily delete quota."""
+        now = self.clock.now()
+        try:
+            self._validate_key("DELETE", key)
+            self._check_quota("delete", now)
+            self._entries.pop(key, None)
+        except Exception as exc:
+            self.ledger.record("delete", _key_text(key), now, 0, False, str(exc))
+            raise
+        self._used_today["delete"] += 1
+        self.ledger.record("delete", key, now, 0, True)
+
+    def list(
+        self,
+        *,
+        prefix: str | None = None,
+        limit: int = KV_MAX_LIST_LIMIT,
+        cursor: str | None = None,
+    ) -> KVListResult:
+        """One page of live keys in UTF-8 byte order, starting after ``cursor``."""
+        now = self.clock.now()
+        try:
+            result = self._list(prefix, limit, cursor, now)
+        except Exception as exc:
+            self.ledger.record("list", _key_text(prefix or ""), now, 0, False, str(exc))
+            raise
+        self._used_today["list"] += 1
+        self.ledger.record("list", prefix or "", now, 0, True)
+        return result
+
+    # --- inspection helpers for tests ---------------------------------------------------
+
+    def keys(self) -> list[str]:
+        """Every live key, sorted; not an operation (not recorded, no quota)."""
+        now = self.clock.now()
+        return sorted(k for k, entry in self._entries.items() if not _expired(entry[1], now))
+
+    def expiration_of(self, key: str) -> int | None:
+        """The stored absolute expiration of a live key (None if none or absent); unrecorded."""
+        entry = self._entries.get(key)
+        if entry is None or _expired(entry[1], self.clock.now()):
+            return None
+        return entry[1]
+
+    def used_today(self) -> dict[str, int]:
+        """Successful operations counted against today's quotas (UTC day of the clock)."""
+        self._roll_quota_day(self.clock.now())
+        return dict(self._used_today)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self.keys()
+
+    def __repr__(self) -> str:
+        return f"<KVNamespace {self.name} plan={self.plan} keys={len(self._entries)}>"
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _put(
+        self,
+        key: str,
+        value: str | bytes,
+        expiration: float | str | None,
+        expiration_ttl: float | str | None,
+        metadata: object,
+        now: float,
+    ) -> int:
+        self._validate_key("PUT", key)
+        if value.__class__ is str or isinstance(value, str):
+            value = str(value)
+            nbytes = len(value) if value.isascii() else utf8_length(value)
+        elif isinstance(value, bytes | bytearray | memoryview):
+            value = bytes(value)
+            nbytes = len(value)
+        else:
+            raise TypeError(
+                "KV put() accepts only strings and bytes-like objects as values, "
+                f"got {type(value).__name__}"
+            )
+        if expiration_ttl.__class__ is int and expiration_ttl >= KV_MIN_EXPIRATION_TTL_S:
+            expires_at: int | None = math.floor(now) + expiration_ttl  # the common case
+        else:
+            expires_at = self._expiration(expiration, expiration_ttl, now)
+        metadata_json = None if metadata is None else _metadata_json(metadata)
+        if nbytes > KV_MAX_VALUE_BYTES:
+            raise _kv_error(
+                KVValidationError, "PUT", "value_length", length=nbytes, limit=KV_MAX_VALUE_BYTES
+            )
+        self._check_quota("write", now)
+        if self._rate_limited:
+            last = self._last_write_at.get(key)
+            if last is not None and now - last < KV_SAME_KEY_WRITE_INTERVAL_S:
+                raise _kv_error(KVRateLimitError, "PUT", "rate_limited")
+            self._last_write_at[key] = now
+        self._entries[key] = (value, expires_at, metadata_json, nbytes)
+        self._used_today["write"] += 1
+        return nbytes
+
+    def _read(self, key: str, type: str, *, with_metadata: bool) -> Any:
+        now = self.clock.now()
+        try:
+            if type not in _GET_TYPES:
+                raise ValueError(f"KV get() type must be one of {_GET_TYPES}, got {type!r}")
+            self._validate_key("GET", key)
+            self._check_quota("read", now)
+            entry = self._entries.get(key)
+            if entry is not None and entry[1] is not None and now >= entry[1]:
+                del self._entries[key]
+                entry = None
+            self._used_today["read"] += 1
+            if entry is None:
+                value = metadata = None
+                nbytes = 0
+            else:
+                stored = entry[0]
+                value = (
+                    stored if type == "text" and stored.__class__ is str else _decode(stored, type)
+                )
+                metadata = None if entry[2] is None or not with_metadata else json.loads(entry[2])
+                nbytes = entry[3]
+        except Exception as exc:
+            self.ledger.record("get", _key_text(key), now, 0, False, str(exc))
+            raise
+        self.ledger.record("get", key, now, nbytes, True)
+        return KVValueWithMetadata(value, metadata) if with_metadata else value
+
+    def _list(
+        self, prefix: str | None, limit: object, cursor: str | None, now: float
+    ) -> KVListResult:
+        parsed_limit = js_parse_int(limit)
+        if parsed_limit is None or parsed_limit < 1:
+            raise _kv_error(
+                KVValidationError, "LIST", "list_limit_small", raw=js_number_text(limit)
+            )
+        if parsed_limit > KV_MAX_LIST_LIMIT:
+            raise _kv_error(
+                KVValidationError,
+                "LIST",
+                "list_limit_large",
+                raw=js_number_text(limit),
+                limit=KV_MAX_LIST_LIMIT,
+            )
+        if prefix is not None:
+            self._validate_key_length("LIST", prefix)
+        start_after = _decode_cursor(cursor)
+        self._check_quota("list", now)
+        for key in [k for k, entry in self._entries.items() if _expired(entry[1], now)]:
+            del self._entries[key]
+        wanted = prefix or ""
+        names = sorted(k for k in self._entries if k.startswith(wanted) and k > start_after)
+        page = names[:parsed_limit]
+        keys = []
+        for name in page:
+            _, expires_at, metadata_json, _ = self._entries[name]
+            metadata = None if metadata_json is None else json.loads(metadata_json)
+            keys.append(KVKey(name, expires_at, metadata))
+        if len(names) > parsed_limit:
+            return KVListResult(keys, False, _encode_cursor(page[-1]))
+        return KVListResult(keys, True, None)
+
+    def _expiration(
+        self, expiration: float | str | None, expiration_ttl: float | str | None, now: float
+    ) -> int | None:
+        whole_now = math.floor(now)
+        if expiration_ttl is not None:
+            ttl = js_parse_int(expiration_ttl)
+            raw = js_number_text(expiration_ttl)
+            if ttl is None or ttl <= 0:
+                raise _kv_error(KVValidationError, "PUT", "ttl_not_positive", raw=raw)
+            if ttl < KV_MIN_EXPIRATION_TTL_S:
+                raise _kv_error(
+                    KVValidationError,
+                    "PUT",
+                    "ttl_too_small",
+                    raw=raw,
+                    limit=KV_MIN_EXPIRATION_TTL_S,
+                )
+            return whole_now + ttl
+        if expiration is not None:
+            at = js_parse_int(expiration)
+            raw = js_number_text(expiration)
+            if at is None or at <= whole_now:
+                raise _kv_error(KVValidationError, "PUT", "expiration_past", raw=raw)
+            if at < whole_now + KV_MIN_EXPIRATION_TTL_S:
+                raise _kv_error(
+                    KVValidationError,
+                    "PUT",
+                    "expiration_too_soon",
+                    raw=raw,
+                    limit=KV_MIN_EXPIRATION_TTL_S,
+                )
+            return at
+        return None
+
+    def _validate_key(self, op: str, key: str) -> None:
+        if type(key) is str and 2 < len(key) <= _SURELY_SHORT_KEY_CHARS:
+            return  # the common case: a key of 3+ chars can't be "", "." or ".." nor too long
+        if not isinstance(key, str):
+            raise TypeError(f"KV keys must be str, got {type(key).__name__}")
+        if key == "":
+            raise _kv_error(KVValidationError, op, "key_empty")
+        if key == "." or key == "..":
+            raise _kv_error(KVValidationError, op, "key_dot", key=key)
+        self._validate_key_length(op, key)
+
+    @staticmethod
+    def _validate_key_length(op: str, key: str) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"KV keys and prefixes must be str, got {type(key).__name__}")
+        length = utf8_length(key)
+        if length > KV_MAX_KEY_BYTES:
+            raise _kv_error(
+                KVValidationError, op, "key_length", length=length, limit=KV_MAX_KEY_BYTES
+            )
+
+    def _roll_quota_day(self, now: float) -> None:
+        if not self._quota_day_start <= now < self._quota_day_end:
+            self._quota_day_start = now - now % SECONDS_PER_DAY
+            self._quota_day_end = self._quota_day_start + SECONDS_PER_DAY
+            self._used_today = dict.fromkeys(self._used_today, 0)
+
+    def _check_quota(self, kind: str, now: float) -> None:
+        if not self._quota_day_start <= now < self._quota_day_end:
+            self._roll_quota_day(now)
+        quotas = self._quotas
+        if quotas is not None and self._used_today[kind] >= quotas[kind]:
+            raise KVQuotaError(
+                KV_QUOTA_STATUS, KV_QUOTA_MESSAGE.format(method=_QUOTA_METHODS[kind])
+            )
+
+
+def _expired(expires_at: int | None, now: float) -> bool:
+    return expires_at is not None and now >= expires_at
+
+
+def _key_text(key: object) -> str:
+    return key if isinstance(key, str) else repr(key)
+
+
+def _metadata_json(metadata: object) -> str:
+    try:
+        text = js_json_stringify(metadata)
+    except TypeError as exc:
+        raise TypeError(f"KV metadata must be JSON-serializable: {exc}") from None
+    length = utf8_length(text)
+    if length > KV_MAX_METADATA_BYTES:
+        raise _kv_error(
+            KVValidationError, "PUT", "metadata_length", length=length, limit=KV_MAX_METADATA_BYTES
+        )
+    return text
+
+
+def _decode(stored: str | bytes, type: str) -> Any:
+    if type == "text":
+        return stored if isinstance(stored, str) else stored.decode("utf-8", "replace")
+    if type == "json":
+        return json.loads(stored)
+    return stored.encode("utf-8", "surrogatepass") if isinstance(stored, str) else stored
+
+
+def _encode_cursor(last_key: str) -> str:
+    return base64.b64encode(last_key.encode("utf-8", "surrogatepass")).decode("ascii")
+
+
+def _decode_cursor(cursor: str | None) -> str:
+    if cursor is None or cursor == "":
+        return ""
+    try:
+        return base64.b64decode(cursor, validate=True).decode("utf-8", "surrogatepass")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _kv_error(KVValidationError, "LIST", "cursor_invalid", raw=repr(cursor)) from None

@@ -1,0 +1,110 @@
+"""Every Cloudflare figure the emulators enforce, once, with its source.
+
+Workers KV figures: https://developers.cloudflare.com/kv/platform/limits/ and
+https://developers.cloudflare.com/kv/platform/pricing/ (free plan daily quotas), checked
+against what Miniflare (workers-sdk ``packages/miniflare/src/workers/kv``) reports.
+Durable Object figures: https://developers.cloudflare.com/durable-objects/platform/limits/
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+# --- Workers KV -------------------------------------------------------------------------
+
+#: Key size: 512 bytes of UTF-8 (docs "Key size 512 bytes"; Miniflare MAX_KEY_SIZE).
+KV_MAX_KEY_BYTES: Final = 512
+#: Value size: 25 MiB (docs "Value size 25 MiB"; Miniflare MAX_VALUE_SIZE = 25 * 1024 * 1024).
+KV_MAX_VALUE_BYTES: Final = 25 * 1024 * 1024
+#: Metadata: 1,024 bytes of serialized JSON (docs "Key metadata 1024 bytes").
+KV_MAX_METADATA_BYTES: Final = 1024
+#: expirationTtl and expiration must be at least 60 s ahead (docs "Expiring keys").
+KV_MIN_EXPIRATION_TTL_S: Final = 60
+#: list() returns at most 1,000 keys per page (docs "list() method"; Miniflare MAX_LIST_KEYS).
+KV_MAX_LIST_LIMIT: Final = 1000
+#: Writes to the same key: 1 per second, on every plan (docs "Writes to same key 1 per second").
+KV_SAME_KEY_WRITE_INTERVAL_S: Final = 1.0
+#: KV quotas reset at 00:00 UTC (docs "Pricing": daily limits reset at 00:00 UTC).
+SECONDS_PER_DAY: Final = 86_400
+
+KVPlan = Literal["free", "paid", "unlimited"]
+KVOperation = Literal["read", "write", "delete", "list"]
+
+#: Daily operation quotas by plan. ``free``: 100,000 reads, 1,000 writes, 1,000 deletes and
+#: 1,000 lists a day (docs "Limits" and "Pricing", Free column). ``paid``: no daily cap (the
+#: paid plan bills beyond its monthly inclusions instead). ``unlimited`` is ours: no quota and
+#: no per-key rate limit, for users who only want the recording.
+KV_DAILY_QUOTAS: Final[dict[str, dict[str, int] | None]] = {
+    "free": {"read": 100_000, "write": 1_000, "delete": 1_000, "list": 1_000},
+    "paid": None,
+    "unlimited": None,
+}
+KV_PLANS: Final = tuple(KV_DAILY_QUOTAS)
+
+# --- Durable Objects --------------------------------------------------------------------
+
+#: Storage key size: 2,048 bytes (docs "Key size 2 KiB" for KV-backed Durable Objects).
+DO_MAX_KEY_BYTES: Final = 2048
+#: Storage value size: 128 KiB = 131,072 bytes (docs "Value size 128 KiB", KV-backed storage).
+DO_MAX_VALUE_BYTES: Final = 128 * 1024
+#: Soft limit of requests per second to one Durable Object (docs "Soft limit of 1,000 rps").
+DO_SOFT_REQUESTS_PER_S: Final = 1000
+
+# --- Error texts ------------------------------------------------------------------------
+# Status codes and wording as workerd and Miniflare give them; one table so the emulators
+# and the conformance tests agree. ``{op}`` is the upper-case operation (PUT, GET, ...).
+
+KV_FAILED_PREFIX: Final = "KV {op} failed: {status} "
+KV_MESSAGES: Final = {
+    "key_empty": (400, "Key names must not be empty"),
+    "key_dot": (400, 'Illegal key name "{key}". Please use a different name.'),
+    "key_length": (
+        414,
+        "UTF-8 encoded length of {length} exceeds key length limit of {limit}.",
+    ),
+    "value_length": (413, "Value length of {length} exceeds limit of {limit}."),
+    "metadata_length": (413, "Metadata length of {length} exceeds limit of {limit}."),
+    "ttl_not_positive": (
+        400,
+        "Invalid expiration_ttl of {raw}. Please specify integer greater than 0.",
+    ),
+    "ttl_too_small": (
+        400,
+        "Invalid expiration_ttl of {raw}. Expiration TTL must be at least {limit}.",
+    ),
+    "expiration_past": (
+        400,
+        "Invalid expiration of {raw}. Please specify integer greater than the current "
+        "number of seconds since the UNIX epoch.",
+    ),
+    "expiration_too_soon": (
+        400,
+        "Invalid expiration of {raw}. Expiration times must be at least {limit} seconds "
+        "in the future.",
+    ),
+    "list_limit_small": (
+        400,
+        "Invalid key_count_limit of {raw}. Please specify an integer greater than 0.",
+    ),
+    "list_limit_large": (
+        400,
+        "Invalid key_count_limit of {raw}. Please specify an integer less than {limit}.",
+    ),
+    "cursor_invalid": (400, "Invalid cursor {raw}."),
+    "rate_limited": (429, "Too Many Requests"),
+}
+#: Daily quota exhaustion, as the Workers runtime words it ("KV put() limit exceeded for
+#: the day."); the status is the 429 Cloudflare answers with.
+KV_QUOTA_MESSAGE: Final = "KV {method}() limit exceeded for the day."
+KV_QUOTA_STATUS: Final = 429
+
+DO_MESSAGES: Final = {
+    "overloaded": "Durable Object is overloaded. Too many requests queued.",
+    "timeout": (
+        "Durable Object storage operation exceeded timeout which caused object to be reset."
+    ),
+    "key_length": "Keys cannot be larger than {limit} bytes. A key of size {length} was provided.",
+    "value_length": (
+        "Values cannot be larger than {limit} bytes. A value of size {length} was provided."
+    ),
+}

@@ -1,0 +1,115 @@
+"""Every dualcache setting, resolved in one place with one precedence.
+
+Command line beats ini, ini beats the default. A bad value is a ``pytest.UsageError`` that
+names where it came from ("ini dualcache_kv_plan: ..."), so a typo never reaches a test.
+This module imports no backend: a session that does not use the plugin pays for nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .limits import KVPlan
+
+KV_PLAN_CHOICES = ("free", "paid", "unlimited")
+DO_ENGINE_CHOICES = ("memory", "redis")
+
+#: ini key -> (default, help). The ini keys are public API: keep the names.
+INI_KEYS: dict[str, tuple[str, str]] = {
+    "dualcache_do_binding": ("CACHE_DO", "binding name of the Durable Object cache"),
+    "dualcache_kv_binding": ("CACHE_KV", "binding name of the Workers KV namespace"),
+    "dualcache_flag_var": (
+        "FEATURE_FLAG_DO_CACHE",
+        'string var that routes cache traffic to the DO when it equals "true"',
+    ),
+    "dualcache_kv_plan": ("free", "KV limits to enforce: free, paid or unlimited"),
+    "dualcache_do_engine": ("memory", "storage engine behind the DO cache: memory or redis"),
+}
+
+
+@dataclass(frozen=True)
+class BindingNames:
+    """Where an env keeps the DO binding, the KV binding and the feature flag var.
+
+    Three different Python identifiers, since bindings and vars are read as env attributes.
+    """
+
+    do: str = "CACHE_DO"
+    kv: str = "CACHE_KV"
+    flag: str = "FEATURE_FLAG_DO_CACHE"
+
+    def __post_init__(self) -> None:
+        for name in (self.do, self.kv, self.flag):
+            problem = binding_name_problem(name)
+            if problem:
+                raise ValueError(problem)
+        if len({self.do, self.kv, self.flag}) != 3:
+            raise ValueError(
+                "the DO binding, KV binding and flag var must be three different names, got "
+                f"{self.do}, {self.kv}, {self.flag}"
+            )
+
+
+def binding_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a binding or var, or None if it can."""
+    if isinstance(name, str) and name.isidentifier():
+        return None
+    return (
+        f"{name!r} is not a valid binding name (it must be a Python identifier, since bindings "
+        "are read as attributes of env)"
+    )
+
+
+@dataclass(frozen=True)
+class DualCacheSettings:
+    """The resolved configuration every dualcache fixture and hook reads."""
+
+    enabled: bool = False
+    names: BindingNames = BindingNames()
+    kv_plan: KVPlan = "free"
+    do_engine: str = "memory"
+
+
+def _ini(config: pytest.Config, name: str) -> tuple[str, str]:
+    """The ini value (stripped) and a phrase naming its source for error messages."""
+    value = config.getini(name)
+    default = INI_KEYS[name][0]
+    text = str(value).strip() if value is not None else ""
+    return (text or default), f"ini {name}"
+
+
+def _choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
+    value, source = _ini(config, name)
+    if value not in choices:
+        raise pytest.UsageError(f"{source}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _binding_name(config: pytest.Config, name: str) -> str:
+    value, source = _ini(config, name)
+    problem = binding_name_problem(value)
+    if problem:
+        raise pytest.UsageError(f"{source}: {problem}")
+    return value
+
+
+def resolve_settings(config: pytest.Config) -> DualCacheSettings:
+    """Read and validate every option and ini key; raise ``pytest.UsageError`` on a bad one."""
+    keys = ("dualcache_do_binding", "dualcache_kv_binding", "dualcache_flag_var")
+    do, kv, flag = (_binding_name(config, key) for key in keys)
+    if len({do, kv, flag}) != 3:
+        raise pytest.UsageError(
+            f"ini {keys[0]}, {keys[1]} and {keys[2]} must be three different names, "
+            f"got {do}, {kv}, {flag}"
+        )
+    names = BindingNames(do=do, kv=kv, flag=flag)
+    return DualCacheSettings(
+        enabled=bool(config.getoption("dualcache", default=False)),
+        names=names,
+        kv_plan=_choice(config, "dualcache_kv_plan", KV_PLAN_CHOICES),  # type: ignore[arg-type]
+        do_engine=_choice(config, "dualcache_do_engine", DO_ENGINE_CHOICES),
+    )

@@ -1,0 +1,165 @@
+"""The Python Workers face: async bindings with the JavaScript names, over the same engines.
+
+Cloudflare Python Workers call the JS binding directly (``await env.KV.put(key, value,
+expirationTtl=60)``, ``getWithMetadata``, ``list(prefix=..., cursor=...)``). These classes
+only translate names and options, then call the synchronous ``KVNamespace`` and
+``DurableObjectCache``: every limit, expiry and ledger entry comes from those.
+Options may be given as keywords or as one JS-style options dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .durable import DurableObjectCache
+from .kv import KVListResult, KVNamespace, KVValueWithMetadata
+
+if TYPE_CHECKING:
+    from .env import DualCacheEnv
+
+_JS_GET_TYPES = {"text": "text", "json": "json", "arrayBuffer": "bytes", "bytes": "bytes"}
+
+
+def _options(options: Mapping[str, Any] | str | None, keywords: dict[str, Any]) -> dict[str, Any]:
+    """Merge a JS options argument (dict, or a bare type string for get) with keywords."""
+    merged: dict[str, Any] = {}
+    if isinstance(options, str):
+        merged["type"] = options
+    elif options is not None:
+        merged.update(options)
+    merged.update({name: value for name, value in keywords.items() if value is not None})
+    return merged
+
+
+def _get_type(options: dict[str, Any]) -> str:
+    js_type = options.get("type", "text")
+    try:
+        return _JS_GET_TYPES[js_type]
+    except KeyError:
+        raise ValueError(
+            f'Unknown response type {js_type!r}. Possible types are "text", "arrayBuffer" '
+            'and "json".'
+        ) from None
+
+
+class WorkersKV:
+    """A KV binding as a Python Worker sees it; ``cacheTtl`` is accepted and ignored."""
+
+    __slots__ = ("namespace",)
+
+    def __init__(self, namespace: KVNamespace) -> None:
+        self.namespace = namespace
+
+    async def get(
+        self, key: str, options: Mapping[str, Any] | str | None = None, **keywords: Any
+    ) -> Any:
+        """``await env.KV.get(key, type="json")`` or ``get(key, "json")``."""
+        return self.namespace.get(key, _get_type(_options(options, keywords)))  # type: ignore[arg-type]
+
+    async def getWithMetadata(
+        self, key: str, options: Mapping[str, Any] | str | None = None, **keywords: Any
+    ) -> KVValueWithMetadata:
+        """``await env.KV.getWithMetadata(key)``: ``.value`` and ``.metadata``."""
+        return self.namespace.get_with_metadata(key, _get_type(_options(options, keywords)))  # type: ignore[arg-type]
+
+    async def put(
+        self,
+        key: str,
+        value: str | bytes,
+        options: Mapping[str, Any] | None = None,
+        **keywords: Any,
+    ) -> None:
+        """``await env.KV.put(key, value, expirationTtl=60, metadata={...})``."""
+        merged = _options(options, keywords)
+        unknown = set(merged) - {"expiration", "expirationTtl", "metadata"}
+        if unknown:
+            raise TypeError(f"KV put() got unknown options {sorted(unknown)}")
+        self.namespace.put(
+            key,
+            value,
+            expiration=merged.get("expiration"),
+            expiration_ttl=merged.get("expirationTtl"),
+            metadata=merged.get("metadata"),
+        )
+
+    async def delete(self, key: str) -> None:
+        """``await env.KV.delete(key)``."""
+        self.namespace.delete(key)
+
+    async def list(self, options: Mapping[str, Any] | None = None, **keywords: Any) -> KVListResult:
+        """``await env.KV.list(prefix=..., limit=..., cursor=...)``: keys, list_complete, cursor."""
+        merged = _options(options, keywords)
+        unknown = set(merged) - {"prefix", "limit", "cursor"}
+        if unknown:
+            raise TypeError(f"KV list() got unknown options {sorted(unknown)}")
+        return self.namespace.list(**merged)
+
+
+class WorkersDurableObjectCache:
+    """The DO cache client (the seed's ``DualCacheDO``) with async methods and JS options."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self, cache: DurableObjectCache) -> None:
+        self.cache = cache
+
+    async def get(self, key: str, options: Mapping[str, Any] | None = None, **keywords: Any) -> Any:
+        """``await env.CACHE_DO.get(key)``; the seed's ``{ttl}`` option is accepted and ignored."""
+        return self.cache.get(key)
+
+    async def set(
+        self, key: str, value: object, options: Mapping[str, Any] | None = None, **keywords: Any
+    ) -> None:
+        """``await env.CACHE_DO.set(key, value, ttl=3600)``, or with ``{"ttl": 3600}``."""
+        merged = _options(options, keywords)
+        if "ttl" not in merged:
+            raise TypeError("DO cache set() needs a ttl option, e.g. set(key, value, ttl=3600)")
+        self.cache.set(key, value, ttl=merged["ttl"])
+
+    async def delete(
+        self, key: str, options: Mapping[str, Any] | None = None, **keywords: Any
+    ) -> bool:
+        """``await env.CACHE_DO.delete(key)``; True if a live entry was removed."""
+        return self.cache.delete(key)
+
+    async def list(self, prefix: str | None = None) -> list[str]:
+        """Live keys, sorted, optionally under ``prefix``."""
+        return self.cache.list(prefix)
+
+    async def stats(self) -> Any:
+        """Hit/miss counters and size, as ``DurableObjectCache.stats()``."""
+        return self.cache.stats()
+
+
+class WorkersEnv:
+    """A ``DualCacheEnv`` as a Python Worker's ``env``: async bindings, string vars."""
+
+    def __init__(self, env: DualCacheEnv) -> None:
+        self.dualcache_env = env
+        self.binding_names = env.binding_names
+        self._faces: dict[str, object] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        env = self.__dict__["dualcache_env"]
+        faces = self.__dict__["_faces"]
+        if name in env.bindings:
+            if name not in faces:
+                faces[name] = _face(env.bindings[name])
+            return faces[name]
+        if name in env.vars:
+            return env.vars[name]
+        raise AttributeError(f"env has no binding or var named {name!r}")
+
+    def __repr__(self) -> str:
+        return f"<WorkersEnv bindings={sorted(self.dualcache_env.bindings)}>"
+
+
+def _face(binding: object) -> object:
+    if isinstance(binding, KVNamespace):
+        return WorkersKV(binding)
+    if isinstance(binding, DurableObjectCache):
+        return WorkersDurableObjectCache(binding)
+    return binding

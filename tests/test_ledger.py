@@ -1,0 +1,68 @@
+"""Ledger records: every field, caller attribution, and the cheap disabled mode."""
+
+import sys
+
+from pytest_dualcache.ledger import CallSite, Ledger, OperationRecord, find_call_site
+
+
+def _store_operation(ledger: Ledger, **fields) -> None:
+    # Stands in for a store's operation method: record() attributes to *its* caller.
+    ledger.record(**fields)
+
+
+def test_record_keeps_every_field_and_the_callers_location():
+    ledger = Ledger("CACHE_KV")
+    line = sys._getframe().f_lineno + 1
+    _store_operation(ledger, op="put", key="k", at=12.5, nbytes=3, ok=True)
+    (record,) = ledger.records
+    assert isinstance(record, OperationRecord)
+    assert record[:7] == ("CACHE_KV", "put", "k", 12.5, 3, True, None)
+    assert record.call_site == CallSite(
+        __file__, line, "test_record_keeps_every_field_and_the_callers_location"
+    )
+    assert (
+        record.caller == f"{__file__}:{line}:test_record_keeps_every_field_and_the_callers_location"
+    )
+
+
+def test_failed_operations_keep_their_error_and_describe_themselves():
+    ledger = Ledger("CACHE_KV")
+    _store_operation(
+        ledger,
+        op="put",
+        key="k",
+        at=0.0,
+        nbytes=0,
+        ok=False,
+        error="KV PUT failed: 429 Too Many Requests",
+    )
+    (record,) = ledger.records
+    assert not record.ok
+    assert record.describe().startswith("CACHE_KV put 'k' 0 B at ")
+    assert record.describe().endswith("(error: KV PUT failed: 429 Too Many Requests)")
+
+
+def test_since_and_counts_slice_by_position_and_outcome():
+    ledger = Ledger("DO")
+    for op, ok in [("get", True), ("set", True), ("set", False), ("get", True)]:
+        _store_operation(ledger, op=op, key="k", at=0.0, nbytes=0, ok=ok)
+    mark = 2
+    assert [r.op for r in ledger.since(mark)] == ["set", "get"]
+    assert ledger.counts() == {"get": 2, "set": 2}
+    assert ledger.counts(ok=True) == {"get": 2, "set": 1}
+    assert ledger.counts(ok=False) == {"set": 1}
+    assert len(ledger) == 4 and [r.op for r in ledger] == ["get", "set", "set", "get"]
+    ledger.clear()
+    assert len(ledger) == 0
+
+
+def test_disabled_ledger_records_nothing():
+    ledger = Ledger("CACHE_KV", enabled=False)
+    _store_operation(ledger, op="put", key="k", at=0.0, nbytes=1, ok=True)
+    assert ledger.records == []
+
+
+def test_find_call_site_names_the_calling_function():
+    site = find_call_site()
+    assert site.filename == __file__
+    assert site.function == "test_find_call_site_names_the_calling_function"
