@@ -10,13 +10,13 @@ import builtins
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pytest_dualcache.clock import VirtualClock
+from pytest_dualcache.faults import FaultInjector, InjectsFaults
 from pytest_dualcache.ledger import Ledger
 from pytest_dualcache.limits import (
     DO_MAX_KEY_BYTES,
@@ -227,26 +227,18 @@ def _decode_entry(raw: bytes | None) -> Entry | None:
     return (json.loads(data), False, float(expires_at), int(nbytes))
 
 
-class _Fault:
-    """An injected failure: which operations, how many more times (None: until recovered)."""
+class DurableObjectCache(InjectsFaults):
+    """One Durable Object cache: get/set/delete/list with exact TTLs on a VirtualClock.
 
-    __slots__ = ("error", "ops", "remaining")
-
-    def __init__(self, error: BaseException, ops: frozenset[str], remaining: int | None) -> None:
-        self.error = error
-        self.ops = ops
-        self.remaining = remaining
-
-
-class DurableObjectCache:
-    """One Durable Object cache: get/set/delete/list with exact TTLs on a VirtualClock."""
+    ``fail(times, error="overloaded" | "timeout" | exception, ops=...)``, ``recover()`` and
+    ``outage()`` inject failures for fallback tests.
+    """
 
     __slots__ = (
         "_clock",
         "_engine",
         "_engine_get",
         "_evictions",
-        "_fault",
         "_guarded",
         "_hits",
         "_ledger",
@@ -254,6 +246,7 @@ class DurableObjectCache:
         "_misses",
         "_window",
         "_window_count",
+        "faults",
         "name",
     )
 
@@ -277,8 +270,9 @@ class DurableObjectCache:
         self._engine_get = self._engine.get
         self._ledger = Ledger(name) if ledger is None else ledger
         self._max_requests_per_s = max_requests_per_s
-        self._fault: _Fault | None = None
-        self._guarded = max_requests_per_s is not None
+        #: Injected failures: ``fail()``, ``recover()`` and ``outage()`` delegate here.
+        self.faults = FaultInjector(OPERATIONS, _DO_ERRORS)
+        self._guarded = max_requests_per_s is not None  # the throughput limit is on
         self._hits = self._misses = self._evictions = 0
         self._window = -math.inf
         self._window_count = 0
@@ -321,7 +315,7 @@ class DurableObjectCache:
         except DurableObjectLimitError as exc:
             self._ledger.record("set", _key_text(key), now, 0, False, str(exc))
             raise
-        if self._guarded:
+        if self._guarded or self.faults.active:
             self._admit("set", key, now)
         previous = self._engine.set(key, entry)
         if previous is not None and now >= previous[2]:
@@ -333,7 +327,7 @@ class DurableObjectCache:
         now = self._clock.now()
         if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
             key = self._checked_key_for("get", key, now)
-        if self._guarded:
+        if self._guarded or self.faults.active:
             self._admit("get", key, now)
         entry = self._engine_get(key)
         if entry is None:
@@ -355,7 +349,7 @@ class DurableObjectCache:
         now = self._clock.now()
         if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
             key = self._checked_key_for("delete", key, now)
-        if self._guarded:
+        if self._guarded or self.faults.active:
             self._admit("delete", key, now)
         removed = self._engine.delete(key)
         live = removed is not None and now < removed[2]
@@ -375,7 +369,7 @@ class DurableObjectCache:
             )
             self._ledger.record("list", repr(prefix), now, 0, False, str(error))
             raise error
-        if self._guarded:
+        if self._guarded or self.faults.active:
             self._admit("list", prefix, now)
         keys = self._live_keys(prefix, now)
         keys.sort()
@@ -403,49 +397,14 @@ class DurableObjectCache:
 
     # --- fault injection ----------------------------------------------------------------
 
-    def fail(
-        self,
-        times: int | None = None,
-        *,
-        error: BaseException | str = "overloaded",
-        ops: Iterable[str] | None = None,
-    ) -> None:
-        """Fail the next ``times`` matching operations (every one until recover() if None)."""
-        if times is not None and not _is_positive_int(times):
-            raise ValueError(f"fail() takes times as a positive int or None, got {times!r}")
-        self._fault = _Fault(_injected_error(error), _checked_ops(ops), times)
-        self._guarded = True
-
-    def recover(self) -> None:
-        """End any injected failure."""
-        self._fault = None
-        self._guarded = self._max_requests_per_s is not None
-
-    @contextmanager
-    def outage(
-        self, *, error: BaseException | str = "overloaded", ops: Iterable[str] | None = None
-    ) -> Iterator[None]:
-        """Every (matching) operation fails inside the block; any earlier failure resumes after."""
-        before = self._fault
-        self.fail(error=error, ops=ops)
-        try:
-            yield
-        finally:
-            self._fault = before
-            self._guarded = before is not None or self._max_requests_per_s is not None
-
     # --- internals ----------------------------------------------------------------------
 
     def _admit(self, op: str, key: str, now: float) -> None:
         """Raise (and record) an injected failure or a throughput refusal, else count the call."""
-        fault = self._fault
-        if fault is not None and op in fault.ops:
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining == 0:
-                    self.recover()
-            self._ledger.record(op, key, now, 0, False, str(fault.error))
-            raise fault.error
+        error = self.faults.take(op)
+        if error is not None:
+            self._ledger.record(op, key, now, 0, False, str(error))
+            raise error
         limit = self._max_requests_per_s
         if limit is None:
             return
@@ -618,23 +577,7 @@ def _overloaded() -> DurableObjectError:
     return DurableObjectError(DO_MESSAGES["overloaded"], overloaded=True, retryable=True)
 
 
-def _injected_error(error: BaseException | str) -> BaseException:
-    if isinstance(error, BaseException):
-        return error
-    if error == "overloaded":
-        return _overloaded()
-    if error == "timeout":
-        return DurableObjectError(DO_MESSAGES["timeout"], retryable=True)
-    raise ValueError(f'error takes "overloaded", "timeout" or an exception instance, got {error!r}')
-
-
-def _checked_ops(ops: Iterable[str] | None) -> frozenset[str]:
-    if ops is None:
-        return OPERATIONS
-    chosen = frozenset((ops,) if isinstance(ops, str) else ops)
-    unknown = chosen - OPERATIONS
-    if unknown or not chosen:
-        raise ValueError(
-            f"ops takes a non-empty subset of {sorted(OPERATIONS)}, got {sorted(chosen)!r}"
-        )
-    return chosen
+_DO_ERRORS: Final = {
+    "overloaded": lambda op: _overloaded(),
+    "timeout": lambda op: DurableObjectError(DO_MESSAGES["timeout"], retryable=True),
+}

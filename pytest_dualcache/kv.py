@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from .clock import VirtualClock
+from .faults import FaultInjector, InjectsFaults
 from .ledger import Ledger
 from .limits import (
     KV_DAILY_QUOTAS,
@@ -38,6 +39,7 @@ from .limits import (
 GetType = Literal["text", "json", "bytes"]
 _GET_TYPES = ("text", "json", "bytes")
 _QUOTA_METHODS = {"read": "get", "write": "put", "delete": "delete", "list": "list"}
+_OPERATIONS = ("get", "put", "delete", "list")
 
 
 class KVError(Exception):
@@ -202,11 +204,12 @@ def _stringify_into(value: object, parts: list[str], active: set[int]) -> None:
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-class KVNamespace:
+class KVNamespace(InjectsFaults):
     """An in-memory Workers KV namespace on a virtual clock, with limits and a ledger.
 
     ``plan`` picks the daily quotas (``free``, ``paid``, ``unlimited``); ``unlimited`` also
     lifts the 1-write-per-second-per-key rate limit, leaving only validation and recording.
+    ``fail()``, ``recover()`` and ``outage()`` make operations fail with a 503 ``KVError``.
     """
 
     def __init__(
@@ -231,6 +234,7 @@ class KVNamespace:
         self._quota_day_start = 0.0
         self._quota_day_end = 0.0
         self._used_today = {"read": 0, "write": 0, "delete": 0, "list": 0}
+        self.faults = FaultInjector(_OPERATIONS, {"unavailable": _unavailable})
 
     # --- public operations -------------------------------------------------------------
 
@@ -265,6 +269,7 @@ class KVNamespace:
         now = self.clock.now()
         try:
             self._validate_key("DELETE", key)
+            self._raise_injected_fault("delete")
             self._check_quota("delete", now)
             self._entries.pop(key, None)
         except Exception as exc:
@@ -348,6 +353,7 @@ class KVNamespace:
             raise _kv_error(
                 KVValidationError, "PUT", "value_length", length=nbytes, limit=KV_MAX_VALUE_BYTES
             )
+        self._raise_injected_fault("put")
         self._check_quota("write", now)
         if self._rate_limited:
             last = self._last_write_at.get(key)
@@ -364,6 +370,7 @@ class KVNamespace:
             if type not in _GET_TYPES:
                 raise ValueError(f"KV get() type must be one of {_GET_TYPES}, got {type!r}")
             self._validate_key("GET", key)
+            self._raise_injected_fault("get")
             self._check_quota("read", now)
             entry = self._entries.get(key)
             if entry is not None and entry[1] is not None and now >= entry[1]:
@@ -405,6 +412,7 @@ class KVNamespace:
         if prefix is not None:
             self._validate_key_length("LIST", prefix)
         start_after = _decode_cursor(cursor)
+        self._raise_injected_fault("list")
         self._check_quota("list", now)
         for key in [k for k, entry in self._entries.items() if _expired(entry[1], now)]:
             del self._entries[key]
@@ -475,6 +483,12 @@ class KVNamespace:
                 KVValidationError, op, "key_length", length=length, limit=KV_MAX_KEY_BYTES
             )
 
+    def _raise_injected_fault(self, op: str) -> None:
+        if self.faults.active:
+            error = self.faults.take(op)
+            if error is not None:
+                raise error
+
     def _roll_quota_day(self, now: float) -> None:
         if not self._quota_day_start <= now < self._quota_day_end:
             self._quota_day_start = now - now % SECONDS_PER_DAY
@@ -489,6 +503,10 @@ class KVNamespace:
             raise KVQuotaError(
                 KV_QUOTA_STATUS, KV_QUOTA_MESSAGE.format(method=_QUOTA_METHODS[kind])
             )
+
+
+def _unavailable(op: str) -> KVError:
+    return _kv_error(KVError, op.upper(), "unavailable")
 
 
 def _expired(expires_at: int | None, now: float) -> bool:

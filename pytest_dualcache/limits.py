@@ -92,6 +92,8 @@ KV_MESSAGES: Final = {
     ),
     "cursor_invalid": (400, "Invalid cursor {raw}."),
     "rate_limited": (429, "Too Many Requests"),
+    # Ours, for injected faults (kv.fail()/outage()): what an unreachable KV answers.
+    "unavailable": (503, "Service Unavailable"),
 }
 #: Daily quota exhaustion, as the Workers runtime words it ("KV put() limit exceeded for
 #: the day."); the status is the 429 Cloudflare answers with.
