@@ -27,7 +27,7 @@ class FaultInjector:
     name that builds the store's own exception; the first name is the default.
     """
 
-    __slots__ = ("_error_factories", "_fault", "operations")
+    __slots__ = ("_error_factories", "_fault", "active", "operations")
 
     def __init__(
         self,
@@ -36,12 +36,12 @@ class FaultInjector:
     ) -> None:
         self.operations = frozenset(operations)
         self._error_factories = dict(error_factories)
-        self._fault: _Fault | None = None
+        self._set(None)
 
-    @property
-    def active(self) -> bool:
-        """True while some failure is injected (the stores' fast path checks this first)."""
-        return self._fault is not None
+    def _set(self, fault: _Fault | None) -> None:
+        self._fault = fault
+        #: True while some failure is injected: the stores' hot path reads only this.
+        self.active = fault is not None
 
     def fail(
         self,
@@ -55,11 +55,11 @@ class FaultInjector:
             not isinstance(times, int) or isinstance(times, bool) or times <= 0
         ):
             raise ValueError(f"fail() takes times as a positive int or None, got {times!r}")
-        self._fault = _Fault(self._checked_error(error), self._checked_ops(ops), times)
+        self._set(_Fault(self._checked_error(error), self._checked_ops(ops), times))
 
     def recover(self) -> None:
         """End any injected failure."""
-        self._fault = None
+        self._set(None)
 
     @contextmanager
     def outage(
@@ -71,7 +71,7 @@ class FaultInjector:
         try:
             yield
         finally:
-            self._fault = before
+            self._set(before)
 
     def take(self, op: str) -> BaseException | None:
         """The exception ``op`` must raise now, or None; counts down a ``fail(times=N)``."""
@@ -81,7 +81,7 @@ class FaultInjector:
         if fault.remaining is not None:
             fault.remaining -= 1
             if fault.remaining == 0:
-                self._fault = None
+                self._set(None)
         if isinstance(fault.error, BaseException):
             return fault.error
         return self._error_factories[fault.error](op)
