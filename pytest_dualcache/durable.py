@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pytest_dualcache.clock import VirtualClock
 from pytest_dualcache.faults import FaultInjector, InjectsFaults
+from pytest_dualcache.jsondata import json_problem
 from pytest_dualcache.ledger import Ledger
 from pytest_dualcache.limits import (
     DO_MAX_KEY_BYTES,
@@ -485,7 +486,7 @@ def _encode_value(value: object, expires_at: float) -> Entry:
             ) from None
     elif type(value) is float:
         if not math.isfinite(value):
-            raise DurableObjectLimitError(_json_problem(value) or "value is not finite")
+            raise DurableObjectLimitError(json_problem(value) or "value is not finite")
         text = repr(value)
     else:
         text = _container_text(value)
@@ -500,54 +501,14 @@ def _container_text(value: object) -> str:
     try:
         text = json.dumps(value, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise DurableObjectLimitError(_json_problem(value) or f"value is not JSON: {exc}") from None
+        raise DurableObjectLimitError(json_problem(value) or f"value is not JSON: {exc}") from None
     # Tuples and non-str dict keys serialize but come back changed; the round trip is also
     # the cheapest complete check.
     if json.loads(text) != value:
         raise DurableObjectLimitError(
-            _json_problem(value) or "value does not come back equal from JSON"
+            json_problem(value) or "value does not come back equal from JSON"
         )
     return text
-
-
-def _json_problem(
-    value: object, path: str = "value", ancestors: tuple[int, ...] = ()
-) -> str | None:
-    """Why ``value`` is not storable JSON data, naming where, or None if no reason is found."""
-    if id(value) in ancestors:
-        return f"{path} refers back to a container holding it: JSON cannot represent cycles"
-    if len(ancestors) > 500:
-        return f"{path} is nested too deeply to serialize as JSON"
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
-        return None
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return None
-        return f"{path} is {value!r}: NaN and ±inf are not JSON and cannot be stored"
-    if isinstance(value, tuple):
-        return (
-            f"{path} is a tuple: tuples are not allowed because they would come back as "
-            "lists; pass a list"
-        )
-    inside = (*ancestors, id(value))
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            problem = _json_problem(item, f"{path}[{index}]", inside)
-            if problem:
-                return problem
-        return None
-    if isinstance(value, dict):
-        for k, item in value.items():
-            if not isinstance(k, str):
-                return f"{path} has the {type(k).__name__} key {k!r}: JSON object keys must be str"
-            problem = _json_problem(item, f"{path}[{k!r}]", inside)
-            if problem:
-                return problem
-        return None
-    return (
-        f"{path} is of type {type(value).__name__} ({value!r:.60}), which is not JSON; store None, "
-        "bool, int, float, str, list or dict with str keys"
-    )
 
 
 def _size(text: str) -> int:

@@ -13,7 +13,7 @@ from .clock import VirtualClock
 from .durable import DurableObjectCache, MemoryEngine, RedisEngine
 from .kv import KVNamespace
 from .ledger import Ledger
-from .settings import BindingNames, binding_name_problem
+from .settings import BindingNames, DualCacheSettings, binding_name_problem
 
 if TYPE_CHECKING:
     from .durable import DOEngine
@@ -87,6 +87,18 @@ class DualCacheEnv:
         if bind_do:
             self.do = DurableObjectCache(self.clock, name=names.do, engine=_engine(do_engine))
             self.bindings[names.do] = self.do
+
+    @classmethod
+    def from_settings(
+        cls, settings: DualCacheSettings, clock: VirtualClock | None = None
+    ) -> DualCacheEnv:
+        """The env the ``dualcache_env`` fixture builds from the resolved ini settings."""
+        return cls(
+            clock,
+            names=settings.names,
+            kv_plan=settings.kv_plan,
+            do_engine=settings.do_engine,
+        )
 
     def add_kv_namespace(self, name: str, *, plan: KVPlan | None = None) -> KVNamespace:
         """Bind another KV namespace under ``name`` (sharing this env's clock)."""

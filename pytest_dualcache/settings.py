@@ -72,6 +72,8 @@ class DualCacheSettings:
     names: BindingNames = BindingNames()
     kv_plan: KVPlan = "free"
     do_engine: str = "memory"
+    #: Hypothesis examples per property / state-machine test of the contract suite.
+    examples: int = 25
 
 
 def _ini(config: pytest.Config, name: str) -> tuple[str, str]:
@@ -112,4 +114,5 @@ def resolve_settings(config: pytest.Config) -> DualCacheSettings:
         names=names,
         kv_plan=_choice(config, "dualcache_kv_plan", KV_PLAN_CHOICES),  # type: ignore[arg-type]
         do_engine=_choice(config, "dualcache_do_engine", DO_ENGINE_CHOICES),
+        examples=config.getoption("dualcache_examples", default=None) or 25,
     )

@@ -1,0 +1,56 @@
+"""``DualCacheContract``: every clause in one class, for a DAL plugged in through ``make_dal``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_dualcache.plugin import CONTRACT_HARNESS_KEY, SETTINGS_KEY
+from pytest_dualcache.settings import DualCacheSettings
+
+from .fallback import FallbackClauses
+from .harness import ContractHarness, Factory
+from .ttl import TTLClauses
+
+
+class DualCacheContract(TTLClauses, FallbackClauses):
+    """The whole dual-cache contract. Subclass it and override the ``make_dal`` fixture::
+
+        class TestMyDAL(DualCacheContract):
+            @pytest.fixture
+            def make_dal(self):
+                return lambda env: MyDAL(env)
+
+    ``make_dal(env)`` gets a ``DualCacheEnv`` and returns a DAL with ``put(key, value,
+    ttl=...)``, ``get(key)`` and ``delete(key)``, plain or ``async def``.
+    """
+
+    @pytest.fixture
+    def make_dal(self) -> Factory:
+        """The DAL factory under test: override this fixture in your subclass."""
+        pytest.fail(
+            f"{type(self).__name__} must override the make_dal fixture to return a factory "
+            "make_dal(env) -> dal",
+            pytrace=False,
+        )
+
+    @pytest.fixture
+    def contract(
+        self, make_dal: Factory, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[ContractHarness]:
+        """The harness every clause drives; sleeping advances its virtual clock instead."""
+        settings = request.config.stash.get(SETTINGS_KEY, DualCacheSettings())
+        harness = ContractHarness(make_dal, settings)
+        # A DAL that backs off with a plain sleep stays fast: time moves, nothing blocks.
+        monkeypatch.setattr(time, "sleep", lambda seconds: harness.clock.sleep(seconds))
+        monkeypatch.setattr(
+            asyncio,
+            "sleep",
+            lambda seconds, result=None: harness.clock.async_sleep(seconds, result),
+        )
+        request.node.stash[CONTRACT_HARNESS_KEY] = harness
+        yield harness
+        harness.close()
