@@ -91,9 +91,10 @@ class CacheAbstraction:
     the generation it was written in (DO entries inside their stored record, KV entries in
     their metadata) and an entry of another generation is ignored. So after on-off-on the DO
     entries written before the off period are misses, never stale values, whichever instance
-    reads them. An instance trusts its view of the marker for ``local_cache_ttl`` seconds
-    before reading it again (at once when its own flag read disagrees with it): that is also
-    how stale it may be about other instances' writes, and the promise LOC-3 checks.
+    reads them. Every put and delete re-reads the marker first (a KV read, never a write);
+    a get trusts this instance's view of it for ``local_cache_ttl`` seconds (re-reading at
+    once when its own flag read disagrees): that is also how stale a read may be about other
+    instances' writes, the promise LOC-3 checks.
 
     DO outages: a put or delete the DO refuses is written to KV as a fallback copy (a delete
     as a tombstone) stamped with the write time, and the marker is set to *degraded*. While
@@ -143,7 +144,7 @@ class CacheAbstraction:
         _check_key(key)
         ttl = self.default_ttl if ttl is None else _checked_ttl(ttl, "ttl")
         text = _json_text(value)
-        view = self._sync_route()
+        view = self._sync_route(writing=True)
         self._local.pop(key, None)
         stamp = [self._now(), next(_stamps)]
         expires_at = self._now() + ttl
@@ -187,7 +188,7 @@ class CacheAbstraction:
     def delete(self, key: str) -> WriteResult:
         """Remove ``key`` on the current route (and its fallback copy while degraded)."""
         _check_key(key)
-        view = self._sync_route()
+        view = self._sync_route(writing=True)
         self._local.pop(key, None)
         if view.route == "kv":
             log.debug("delete %r -> kv (flag off)", key)
@@ -242,14 +243,19 @@ class CacheAbstraction:
     def _now(self) -> float:
         return self.env.clock.now()
 
-    def _sync_route(self) -> _RouteView:
-        """This instance's view of the route, re-read from the KV marker when it may be stale."""
+    def _sync_route(self, *, writing: bool = False) -> _RouteView:
+        """This instance's view of the route, re-read from the KV marker when it may be stale.
+
+        Writes always re-read it (a KV read, never a write), so a write lands in the current
+        generation even when other instances flipped the route back and forth unseen.
+        """
         flag_route = "do" if is_do_cache_enabled(self.env) else "kv"
         view, now = self._view, self._now()
         if (
-            view is not None
+            not writing
+            and view is not None
             and view.route == flag_route
-            and now - view.checked_at < (self.local_cache_ttl)
+            and now - view.checked_at < self.local_cache_ttl
         ):
             return view
         marker = self._read_marker()

@@ -269,7 +269,7 @@ class DurableObjectCache(InjectsFaults):
         self.name = name
         self._engine: DOEngine = MemoryEngine() if engine is None else engine
         self._engine_get = self._engine.get
-        self._ledger = Ledger(name) if ledger is None else ledger
+        self._ledger = Ledger(name, kind="do") if ledger is None else ledger
         self._max_requests_per_s = max_requests_per_s
         #: Injected failures: ``fail()``, ``recover()`` and ``outage()`` delegate here.
         self.faults = FaultInjector(OPERATIONS, _DO_ERRORS)

@@ -3,17 +3,25 @@
 Recording sits on every KV/DO operation, so it is built to be cheap: a row is a plain tuple
 appended to a list, the caller is found by a short frame walk that keeps the code location
 (no string formatting), and the public ``OperationRecord`` objects are made only when read.
+
+For the KV budget, ``mark()`` notes where every live ledger stands and ``records_since``
+returns what all of them recorded after it, in a deterministic order; and
+``classify_writes(modules)`` (off by default) marks each KV write with the registered
+data-access module its stack went through, or as a bypass when it went through none.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
+import weakref
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import CodeType, FrameType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+_getframe = sys._getframe
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: Source files of this package: frames running them are never "the caller".
 _INTERNAL_FILES = frozenset(
@@ -43,6 +51,16 @@ class OperationRecord(NamedTuple):
     ok: bool
     error: str | None
     call_site: CallSite
+    #: For a KV write while writes are classified: the data-access module its stack went
+    #: through, or "" for a bypass; None when not classified.
+    via: str | None = None
+    #: "kv" or "do": which kind of store recorded it.
+    store_kind: str = "kv"
+
+    @property
+    def bypassed(self) -> bool:
+        """True for a KV write whose stack went through no registered data-access module."""
+        return self.via == ""
 
     @property
     def caller(self) -> str:
@@ -79,17 +97,115 @@ def find_call_site() -> CallSite:
     return _call_site(frame.f_code, frame.f_lasti)
 
 
+_KV_WRITES = frozenset({"put", "delete"})
+_live: weakref.WeakSet[Ledger] = weakref.WeakSet()
+_scopes: list[Scope] = []
+_serials = itertools.count()
+_dal_modules: tuple[str, ...] | None = None
+_is_dal_module: dict[str, bool] = {}
+
+
+Mark = dict["Ledger", int]
+
+
+def mark() -> Mark:
+    """Where every live ledger stands now (pass to ``records_since``)."""
+    return {ledger: len(ledger) for ledger in list(_live)}
+
+
+def records_since(
+    start: Mark,
+    *,
+    kind: str | None = None,
+    also: Iterable[Ledger] = (),
+) -> list[OperationRecord]:
+    """Every operation recorded after ``start`` by live ledgers (new ones from their start).
+
+    Ordered by time, then by ledger creation, then by position: the same run gives the same
+    order. ``kind`` ("kv" or "do") keeps one kind of store.
+    """
+    rows: list[tuple[float, int, int, OperationRecord]] = []
+    for ledger in {*_live, *also}:
+        if kind is not None and ledger.kind != kind:
+            continue
+        first = start.get(ledger, 0)
+        for index, record in enumerate(ledger.since(first), first):
+            rows.append((record.at, ledger.serial, index, record))
+    rows.sort(key=lambda row: row[:3])
+    return [row[3] for row in rows]
+
+
+class Scope:
+    """Everything every ledger records from now on; ledgers made meanwhile are kept alive.
+
+    A test's scope sees the operations of namespaces that a helper made and dropped before
+    the test ended. ``close()`` releases them.
+    """
+
+    def __init__(self) -> None:
+        self.start = mark()
+        self.created: list[Ledger] = []
+        _scopes.append(self)
+
+    def records(self, *, kind: str | None = None) -> list[OperationRecord]:
+        """Operations since the scope began, as ``records_since`` orders them."""
+        start = dict(self.start)
+        for made in self.created:
+            start.setdefault(made, 0)
+        return records_since(start, kind=kind, also=self.created)
+
+    def close(self) -> None:
+        """Stop keeping new ledgers alive for this scope."""
+        if self in _scopes:
+            _scopes.remove(self)
+
+
+def classify_writes(modules: tuple[str, ...] | None) -> None:
+    """Mark KV writes by the data-access module they went through (None: stop marking).
+
+    A module matches itself and its submodules.
+    """
+    global _dal_modules
+    _dal_modules = modules
+    _is_dal_module.clear()
+
+
+def _via(frame: FrameType | None) -> str:
+    """The first registered data-access module on the stack from ``frame`` up, or ""."""
+    modules = _dal_modules or ()
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        known = _is_dal_module.get(name)
+        if known is None:
+            known = _is_dal_module[name] = any(
+                name == module or name.startswith(module + ".") for module in modules
+            )
+        if known:
+            return name
+        frame = frame.f_back
+    return ""
+
+
 class Ledger:
-    """Append-only log of one store's operations; ``enabled=False`` records nothing."""
+    """Append-only log of one store's operations; ``enabled=False`` records nothing.
 
-    __slots__ = ("_rows", "enabled", "store")
+    ``kind`` is "kv" or "do": only KV writes are classified for bypass detection.
+    """
 
-    def __init__(self, store: str, *, enabled: bool = True) -> None:
+    __slots__ = ("__weakref__", "_append", "_rows", "enabled", "kind", "serial", "store")
+
+    def __init__(self, store: str, *, kind: str = "kv", enabled: bool = True) -> None:
         self.store = store
+        self.kind = kind
         self.enabled = enabled
-        # (op, key, at, bytes, ok, error, caller code, caller instruction offset): the code
-        # object and offset are kept instead of file/line strings, which cost far more to make.
-        self._rows: list[tuple[str, str, float, int, bool, str | None, CodeType | None, int]] = []
+        # (op, key, at, bytes, ok, error, caller code, caller instruction offset, via): the
+        # code object and offset are kept instead of file/line strings, which cost far more.
+        self._rows: list[tuple[Any, ...]] = []
+        self._append = self._rows.append
+        self.serial = next(_serials)
+        _live.add(self)
+        for scope in _scopes:
+            scope.created.append(self)
 
     def record(
         self, op: str, key: str, at: float, nbytes: int, ok: bool, error: str | None = None
@@ -100,13 +216,18 @@ class Ledger:
         """
         if not self.enabled:
             return
-        frame: FrameType | None = sys._getframe(2)
+        frame: FrameType | None = _getframe(2)
+        via = (
+            _via(frame)
+            if _dal_modules is not None and op in _KV_WRITES and self.kind == "kv"
+            else None
+        )
         while frame is not None and frame.f_code.co_filename in _INTERNAL_FILES:
             frame = frame.f_back
         if frame is None:
-            self._rows.append((op, key, at, nbytes, ok, error, None, 0))
+            self._append((op, key, at, nbytes, ok, error, None, 0, via))
         else:
-            self._rows.append((op, key, at, nbytes, ok, error, frame.f_code, frame.f_lasti))
+            self._append((op, key, at, nbytes, ok, error, frame.f_code, frame.f_lasti, via))
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -121,10 +242,12 @@ class Ledger:
 
     def since(self, index: int) -> list[OperationRecord]:
         """Operations recorded after the first ``index`` ones (pair with ``len(ledger)``)."""
-        store = self.store
+        store, kind = self.store, self.kind
         return [
-            OperationRecord(store, op, key, at, nbytes, ok, error, _call_site(code, offset))
-            for op, key, at, nbytes, ok, error, code, offset in self._rows[index:]
+            OperationRecord(
+                store, op, key, at, nbytes, ok, error, _call_site(code, offset), via, kind
+            )
+            for op, key, at, nbytes, ok, error, code, offset, via in self._rows[index:]
         ]
 
     def counts(self, *, ok: bool | None = None) -> Counter[str]:

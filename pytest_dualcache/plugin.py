@@ -26,6 +26,8 @@ SETTINGS_KEY = pytest.StashKey[DualCacheSettings]()
 FACTORIES_KEY = pytest.StashKey[dict[str, Any]]()
 #: The ContractHarness of a running contract test, for its failure report.
 CONTRACT_HARNESS_KEY = pytest.StashKey[Any]()
+KV_SESSION_KEY = pytest.StashKey[Any]()
+BUDGETED_KEY = pytest.StashKey[bool]()  # some test has a kv_budget marker
 
 CONTRACTS_PACKAGE = "pytest_dualcache.contracts"
 # Contract modules import the emulators; rewrite their asserts like test modules'.
@@ -65,11 +67,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="hypothesis examples per property and state-machine test (default: 25)",
     )
+    group.addoption(
+        "--dualcache-report",
+        metavar="PATH",
+        help="write the KV report (per test and totals) as JSON to PATH",
+    )
+    group.addoption(
+        "--dualcache-save-baseline",
+        metavar="PATH",
+        help="save per-test and total KV writes as a baseline to commit on the main branch",
+    )
+    group.addoption(
+        "--dualcache-baseline",
+        metavar="PATH",
+        help="fail the session when KV writes grew beyond the baseline at PATH",
+    )
+    group.addoption(
+        "--dualcache-max-growth",
+        metavar="N|P%",
+        help="KV writes a test (or the total) may grow by over the baseline: a count or a "
+        "percentage (default: 0)",
+    )
     for name, (default, help_text) in INI_KEYS.items():
         parser.addini(name, f"{help_text} (default: {default})", default=default)
     parser.addini(
         "dualcache_factory",
         "DAL factories for the contract suite, one [NAME=]MODULE:CALLABLE per line",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "dualcache_kv_budget",
+        "default KV budget of every test under --dualcache, e.g. writes=50/day",
+        default="",
+    )
+    parser.addini(
+        "dualcache_dal_modules",
+        "modules (and their submodules) whose KV writes count as via the cache layer",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "dualcache_kv_allow",
+        "callers allowed to write KV directly: globs on path::function, one per line",
         type="linelist",
         default=[],
     )
@@ -85,20 +125,66 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "dualcache_clause(id): the dual-cache contract clause a test proves"
     )
+    config.addinivalue_line(
+        "markers",
+        "kv_budget(writes=None, deletes=None, lists=None, reads=None, per='test'): most KV "
+        "operations of each kind the test may make, per test or per simulated UTC day "
+        "(checked under --dualcache)",
+    )
     if config.getoption("help", default=False):
         return  # --help must work even when an ini value is broken
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
-    if settings.enabled:
-        from .factories import registered_factories
+    gate_options = [
+        "--dualcache-report",
+        "--dualcache-save-baseline",
+        "--dualcache-baseline",
+        "--dualcache-max-growth",
+    ]
+    if not settings.enabled:
+        given = [o for o in gate_options if config.getoption(o.lstrip("-").replace("-", "_"))]
+        if given:
+            raise pytest.UsageError(f"{', '.join(given)} only work together with --dualcache")
+        return
+    from .budget import BudgetError, KVBudget
+    from .factories import registered_factories
+    from .session import KVSession
+    from .session import gate_options as read_gate_options
 
-        config.stash[FACTORIES_KEY] = registered_factories(config)
+    factories = registered_factories(config)
+    config.stash[FACTORIES_KEY] = factories
+    try:
+        default_budget = KVBudget.parse(
+            config.getini("dualcache_kv_budget"), "ini dualcache_kv_budget"
+        )
+    except BudgetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    modules = {getattr(factory, "__module__", None) for factory in factories.values()}
+    modules.update(config.getini("dualcache_dal_modules"))
+    session = KVSession(
+        config,
+        default_budget=default_budget,
+        dal_modules=tuple(sorted(name for name in modules if name)),
+        allowed_callers=config.getini("dualcache_kv_allow"),
+        gate=read_gate_options(config),
+    )
+    config.stash[KV_SESSION_KEY] = session
+    config.pluginmanager.register(session, "dualcache-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(KV_SESSION_KEY, None)
+    if session is not None:
+        session.unconfigure()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
     """Under ``--dualcache``, add the shipped contract suite (before -k, -m and --lf select)."""
     if FACTORIES_KEY not in session.config.stash:
+        session.config.stash[BUDGETED_KEY] = any(
+            item.get_closest_marker("kv_budget") is not None for item in items
+        )
         return
     from .contracts import collected_suite
 
@@ -135,6 +221,16 @@ def pytest_runtest_makereport(
             else:
                 report.longrepr = f"{title}\n{report.longrepr}\n\n{story}"
     return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or settings.enabled:
+        return
+    if config.getini("dualcache_kv_budget").strip() or config.stash.get(BUDGETED_KEY, False):
+        terminalreporter.write_line(
+            "dualcache: KV budgets were not checked (run with --dualcache to enforce them)"
+        )
 
 
 def _settings(request: pytest.FixtureRequest) -> DualCacheSettings:
@@ -184,3 +280,16 @@ def dualcache_flag(dualcache_env: DualCacheEnv) -> FeatureFlag:
 def dualcache_workers_env(dualcache_env: DualCacheEnv) -> WorkersEnv:
     """The same env as a Python Worker sees it: async bindings with JS names, string vars."""
     return dualcache_env.workers()
+
+
+@pytest.fixture
+def kv_budget() -> Any:
+    """``with kv_budget(writes=3): ...`` fails the test if the block makes more KV writes.
+
+    Counts every KV namespace's successful operations of each kind (``writes``,
+    ``deletes``, ``lists``, ``reads``) made inside the block; ``per="day"`` applies the
+    limits to each UTC day of the virtual clock. Enforced with or without ``--dualcache``.
+    """
+    from .budget import failing_kv_budget
+
+    return failing_kv_budget

@@ -1,0 +1,231 @@
+"""The ``--dualcache`` session: per-test KV accounting, budgets, bypasses, report and gate.
+
+Registered by the plugin only under ``--dualcache``, so a session without the flag runs none
+of these hooks. Each test's numbers travel as plain data on its call report
+(``report.dualcache``), which pytest-xdist carries from the workers to the controller; the
+controller (or the only process) builds the report, writes the JSON and runs the gate.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import Counter
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import ledger
+from .budget import BudgetError, KVBudget
+from .ledger import OperationRecord
+from .report import (
+    BaselineError,
+    GateResult,
+    Growth,
+    SessionReport,
+    baseline_of,
+    bypass_entry,
+    call_site_text,
+    compare,
+    load_baseline,
+    summarize,
+    write_json_atomically,
+)
+
+SCOPE_KEY = pytest.StashKey[ledger.Scope]()
+REFERENCE_MODULE = "pytest_dualcache.abstraction"
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """Where to write the report and the baseline, and what to compare against."""
+
+    report_path: Path | None
+    save_baseline: Path | None
+    baseline: dict[str, Any] | None
+    max_growth: Growth
+
+
+def gate_options(config: pytest.Config) -> GateOptions:
+    """Read the report and gate options; a bad one is a UsageError naming it."""
+
+    def path(option: str) -> Path | None:
+        value = config.getoption(option, default=None)
+        return Path(value) if value else None
+
+    try:
+        growth = Growth.parse(config.getoption("dualcache_max_growth", default=None) or "0")
+    except ValueError as exc:
+        raise pytest.UsageError(f"--dualcache-max-growth: {exc}") from None
+    baseline_path = path("dualcache_baseline")
+    try:
+        baseline = load_baseline(baseline_path) if baseline_path else None
+    except BaselineError as exc:
+        raise pytest.UsageError(f"--dualcache-baseline: {exc}") from None
+    return GateOptions(path("dualcache_report"), path("dualcache_save_baseline"), baseline, growth)
+
+
+class KVSession:
+    """Hooks that account for every test's KV operations under ``--dualcache``."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        *,
+        default_budget: KVBudget | None,
+        dal_modules: tuple[str, ...],
+        allowed_callers: list[str],
+        gate: GateOptions,
+    ) -> None:
+        self.config = config
+        self.rootdir = config.rootpath
+        self.default_budget = default_budget
+        self.allowed_callers = allowed_callers
+        self.gate = gate
+        self.report = SessionReport()
+        self.gate_result: GateResult | None = None
+        self.is_worker = hasattr(config, "workerinput")
+        ledger.classify_writes((REFERENCE_MODULE, *dal_modules))
+
+    def unconfigure(self) -> None:
+        ledger.classify_writes(None)
+
+    # --- per test ---------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        item.stash[SCOPE_KEY] = ledger.Scope()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        scope = item.stash.get(SCOPE_KEY, None)
+        if scope is None:
+            return report
+        if call.when == "call":
+            self._account(item, report, scope.records())
+        if call.when == "teardown":
+            scope.close()
+        return report
+
+    def _account(
+        self, item: pytest.Item, report: pytest.TestReport, records: list[OperationRecord]
+    ) -> None:
+        data = summarize(records, self.rootdir)
+        problems: list[str] = []
+        details: list[str] = []
+        contract_test = item.get_closest_marker("dualcache_clause") is not None
+        rejected: Counter[str] = Counter()
+        if not contract_test:  # the suite writes KV directly on purpose (legacy data)
+            for record in records:
+                if record.bypassed:
+                    entry = bypass_entry(record, self.rootdir)
+                    if self._allowed(record):
+                        data["bypasses"]["allowed"].append(entry)
+                    else:
+                        data["bypasses"]["rejected"].append(entry)
+                        rejected[f"{record.op} at {entry['caller']}"] += 1
+                        details.append(f"  bypass: {record.describe()}")
+        if rejected:
+            problems.append(f"{sum(rejected.values())} KV writes bypassed the cache layer:")
+            problems.extend(f"  {count} x {site}" for site, count in sorted(rejected.items()))
+        try:
+            budget = self._budget(item)
+        except BudgetError as exc:
+            problems.append(str(exc))
+            budget = None
+        if budget is not None:
+            kv_records = [record for record in records if record.store_kind == "kv"]
+            for violation in budget.violations(kv_records):
+                data["over_budget"].append(violation.headline)
+                problems.append(violation.headline)
+                details.append(violation.describe())
+        report.dualcache = data  # type: ignore[attr-defined]
+        if problems:
+            if details:
+                report.sections.append(("dualcache KV operations", "\n".join(details)))
+            if report.passed:
+                report.outcome = "failed"
+                hint = (
+                    "\n(register the writing module with dualcache_dal_modules, or allow the "
+                    "caller with dualcache_kv_allow)"
+                    if data["bypasses"]["rejected"]
+                    else ""
+                )
+                report.longrepr = "\n".join(problems) + hint
+
+    def _budget(self, item: pytest.Item) -> KVBudget | None:
+        marker = item.get_closest_marker("kv_budget")
+        if marker is None:
+            return self.default_budget
+        if marker.args:
+            raise BudgetError(
+                "@pytest.mark.kv_budget takes keyword limits only, e.g. kv_budget(writes=50)"
+            )
+        return KVBudget.of("@pytest.mark.kv_budget", **marker.kwargs)
+
+    def _allowed(self, record: OperationRecord) -> bool:
+        site = call_site_text(record, self.rootdir)
+        path = site.rsplit(":", 2)[0]
+        candidates = (f"{path}::{record.call_site.function}", site)
+        return any(
+            fnmatch.fnmatch(candidate, pattern)
+            for pattern in self.allowed_callers
+            for candidate in candidates
+        )
+
+    # --- collecting the numbers ---------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        data = getattr(report, "dualcache", None)
+        if data is not None:
+            self.report.add(report.nodeid, data)
+        elif report.when == "???" and report.failed:  # xdist: the test's worker crashed
+            self.report.missing_tests.append(report.nodeid)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        if error:
+            worker = getattr(getattr(node, "gateway", None), "id", "a worker")
+            self.report.crashed_workers.append(f"{worker}: {str(error).strip()[:200]}")
+
+    # --- the end of the session ---------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        result = yield
+        if not self.is_worker and self.gate.baseline is not None:
+            current = baseline_of(self.report)
+            self.gate_result = compare(self.gate.baseline, current, self.gate.max_growth)
+            if self.gate_result.failed:
+                session.testsfailed += 1  # exit code 1, as for a failing test
+        return result
+
+    def pytest_sessionfinish(self) -> None:
+        if self.is_worker:
+            return
+        if self.gate.report_path is not None:
+            write_json_atomically(self.gate.report_path, self.report.to_json())
+        if self.gate.save_baseline is not None:
+            write_json_atomically(self.gate.save_baseline, baseline_of(self.report))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker:
+            return
+        terminalreporter.write_sep("=", "dualcache KV report")
+        for line in self.report.render():
+            terminalreporter.write_line(line)
+        if self.gate_result is not None:
+            red = self.gate_result.failed
+            for line in self.gate_result.render(self.gate.max_growth):
+                terminalreporter.write_line(line, red=red, bold=red)
+        if self.gate.report_path is not None:
+            terminalreporter.write_line(f"KV report written to {self.gate.report_path}")
+        if self.gate.save_baseline is not None:
+            terminalreporter.write_line(f"KV baseline written to {self.gate.save_baseline}")
