@@ -19,13 +19,17 @@ from .durable import DurableObjectError
 from .env import DualCacheEnv, is_do_cache_enabled
 from .jsondata import json_problem
 from .kv import KVError, KVRateLimitError, utf8_length
-from .limits import KV_MAX_KEY_BYTES, KV_MIN_EXPIRATION_TTL_S
+from .limits import DO_MAX_VALUE_BYTES, KV_MAX_KEY_BYTES, KV_MIN_EXPIRATION_TTL_S
 
 log = logging.getLogger("pytest_dualcache.abstraction")
 
 #: Keys under this prefix belong to the abstraction's own bookkeeping; callers can't use them.
 RESERVED_PREFIX = "\x00dualcache:"
 ROUTE_MARKER_KEY = RESERVED_PREFIX + "route"
+#: Room kept in a DO value for the record around the cached value (generation, stamp, expiry).
+RECORD_OVERHEAD_BYTES = 128
+#: The largest value (as JSON) the abstraction accepts, on either route.
+MAX_VALUE_BYTES = DO_MAX_VALUE_BYTES - RECORD_OVERHEAD_BYTES
 #: How long a KV tombstone (a delete made while the DO was down) outlives the DO copy it hides.
 TOMBSTONE_TTL_S = 7 * 86_400
 
@@ -35,6 +39,10 @@ T = TypeVar("T")
 
 class CacheInputError(ValueError):
     """A caller mistake (bad key, ttl or value): raised at once, with both stores untouched."""
+
+
+class _MarkerUnavailable(Exception):
+    """The route marker cannot be read and this instance has no view of it yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,14 @@ class CacheAbstraction:
             raise CacheInputError(f"local_cache_ttl must be >= 0 seconds, got {local_cache_ttl!r}")
         if not isinstance(local_cache_size, int) or local_cache_size < 0:
             raise CacheInputError(f"local_cache_size must be an int >= 0, got {local_cache_size!r}")
+        if (
+            isinstance(max_kv_attempts, bool)
+            or not isinstance(max_kv_attempts, int)
+            or (max_kv_attempts < 1)
+        ):
+            raise CacheInputError(f"max_kv_attempts must be an int >= 1, got {max_kv_attempts!r}")
+        if not kv_retry_delay >= 0:
+            raise CacheInputError(f"kv_retry_delay must be >= 0 seconds, got {kv_retry_delay!r}")
         self.local_cache_ttl = local_cache_ttl
         self.local_cache_size = local_cache_size
         self.max_kv_attempts = max_kv_attempts
@@ -144,8 +160,11 @@ class CacheAbstraction:
         _check_key(key)
         ttl = self.default_ttl if ttl is None else _checked_ttl(ttl, "ttl")
         text = _json_text(value)
-        view = self._sync_route(writing=True)
         self._local.pop(key, None)
+        try:
+            view = self._sync_route(writing=True)
+        except _MarkerUnavailable as exc:
+            return WriteResult(False, key, ttl, None, str(exc))
         stamp = [self._now(), next(_stamps)]
         expires_at = self._now() + ttl
         if view.route == "kv":
@@ -175,7 +194,11 @@ class CacheAbstraction:
         """The value, or None if absent, expired or unreadable; never a stale one."""
         _check_key(key)
         self._counts["reads"] += 1
-        view = self._sync_route()
+        try:
+            view = self._sync_route()
+        except _MarkerUnavailable as exc:
+            log.warning("get %r answered None: %s", key, exc)
+            return None
         cached = self._local_get(key, view)
         if cached is not None:
             self._counts["local_hits"] += 1
@@ -188,8 +211,11 @@ class CacheAbstraction:
     def delete(self, key: str) -> WriteResult:
         """Remove ``key`` on the current route (and its fallback copy while degraded)."""
         _check_key(key)
-        view = self._sync_route(writing=True)
         self._local.pop(key, None)
+        try:
+            view = self._sync_route(writing=True)
+        except _MarkerUnavailable as exc:
+            return WriteResult(False, key, None, None, str(exc))
         if view.route == "kv":
             log.debug("delete %r -> kv (flag off)", key)
             return self._guarded_write(key, None, "kv", lambda: self.env.kv.delete(key))
@@ -209,15 +235,24 @@ class CacheAbstraction:
     def list(self, prefix: str | None = None) -> list[str]:
         """Live keys on the current route, sorted, optionally under ``prefix``."""
         view = self._sync_route()
+        names: set[str] = set()
         if view.route == "do":
-            names = self.env.do.list(prefix)
+            try:
+                names.update(self.env.do.list(prefix))
+            except DurableObjectError as exc:
+                log.debug("list -> kv fallback copies only (DO failed: %s)", exc)
+                view = self._sync_route() if not view.degraded else view
+                names.update(key.name for key in self._kv_pages(prefix) if _is_copy(key, view))
+            if view.degraded:
+                names.update(key.name for key in self._kv_pages(prefix) if _is_copy(key, view))
         else:
-            names = [key.name for key in self._kv_pages(prefix)]
-        return [
+            names.update(key.name for key in self._kv_pages(prefix))
+        return sorted(
             name
             for name in names
-            if not name.startswith(RESERVED_PREFIX) and self._read(name, view)[0] is not None
-        ]
+            if not name.startswith(RESERVED_PREFIX)
+            and self._read(name, view, counting=False)[0] is not None
+        )
 
     def stats(self) -> CacheStats:
         """Route share of writes, local hits, DO hit rate, fallbacks and retries."""
@@ -277,9 +312,17 @@ class CacheAbstraction:
         return fresh
 
     def _read_marker(self) -> _RouteView | None:
+        """The marker in KV (None if there is none yet).
+
+        Unreadable, it is this instance's last view when it has one; a fresh instance cannot
+        know the generation then, so it raises rather than guess (a guess could resurrect
+        old entries or write into a dead generation).
+        """
         try:
             text = self.env.kv.get(ROUTE_MARKER_KEY)
         except KVError as exc:
+            if self._view is None:
+                raise _MarkerUnavailable(f"route marker unreadable: {exc}") from None
             log.warning("route marker unreadable (%s); keeping this instance's view", exc)
             return self._view
         if text is None:
@@ -306,8 +349,13 @@ class CacheAbstraction:
 
     # --- reads ------------------------------------------------------------------------------
 
-    def _read(self, key: str, view: _RouteView) -> tuple[str | None, float]:
-        """The current JSON text for ``key`` and its expiry, or (None, 0)."""
+    def _read(
+        self, key: str, view: _RouteView, *, counting: bool = True
+    ) -> tuple[str | None, float]:
+        """The current JSON text for ``key`` and its expiry, or (None, 0).
+
+        ``counting=False`` (list's checks) leaves the DO hit and fallback counters alone.
+        """
         if view.route == "kv":
             return self._kv_copy(key, view, "kv")
         self._repair_if_degraded()
@@ -315,9 +363,10 @@ class CacheAbstraction:
             record = self.env.do.get(key)
         except DurableObjectError as exc:
             log.debug("get %r -> kv (DO failed: %s)", key, exc)
-            self._counts["fallbacks"] += 1
+            self._counts["fallbacks"] += counting
             return self._kv_copy(key, view, "do")
-        self._counts["do_hits" if record is not None else "do_misses"] += 1
+        if counting:
+            self._counts["do_hits" if record is not None else "do_misses"] += 1
         do_text: str | None = None
         do_stamp: list[float] = [-math.inf, 0]
         do_expiry = 0.0
@@ -414,7 +463,10 @@ class CacheAbstraction:
         # KV's own expiry is whole seconds from the whole second now, at least 60 s: set it
         # past the logical expiry so it never cuts a value short; reads check the logical one.
         backstop = max(KV_MIN_EXPIRATION_TTL_S, math.ceil(ttl) + 1)
-        log.debug("put %r -> kv (%s)", key, "flag off" if route == "kv" else "DO fallback")
+        reason = (
+            "flag off" if route == "kv" else "DO failed: tombstone" if tombstone else "DO failed"
+        )
+        log.debug("%s %r -> kv (%s)", "delete" if tombstone else "put", key, reason)
         self.env.kv.put(key, text, expiration_ttl=backstop, metadata=metadata)
 
     def _fallback_copy(
@@ -441,10 +493,8 @@ class CacheAbstraction:
         self._repair_tried_at = now
         try:
             for key in self._kv_pages(None):
-                meta = key.metadata
-                if not meta or meta.get("r") != "do" or meta.get("g") != view.generation:
-                    continue
-                self._repair_key(key.name, meta, view)
+                if _is_copy(key, view):
+                    self._repair_key(key.name, key.metadata, view)
         except (DurableObjectError, KVError) as exc:
             log.debug("repair postponed: %s", exc)
             return
@@ -526,6 +576,12 @@ class AsyncCacheAbstraction:
 # --- caller mistakes ------------------------------------------------------------------------
 
 
+def _is_copy(key: Any, view: _RouteView) -> bool:
+    """A KV list entry that is a DO-route fallback copy (or tombstone) of this generation."""
+    meta = key.metadata
+    return bool(meta) and meta.get("r") == "do" and meta.get("g") == view.generation
+
+
 def _check_key(key: object) -> None:
     if not isinstance(key, str) or not key:
         raise CacheInputError(f"cache keys must be non-empty str, got {key!r}")
@@ -550,4 +606,16 @@ def _json_text(value: object) -> str:
     problem = json_problem(value)
     if problem:
         raise CacheInputError(f"not storable as strict JSON: {problem}")
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except ValueError as exc:  # e.g. an int beyond sys.get_int_max_str_digits()
+        raise CacheInputError(f"not storable as JSON: {exc}") from None
+    size = utf8_length(text)
+    if size > MAX_VALUE_BYTES:
+        raise CacheInputError(
+            f"value is {size} bytes of JSON; this cache stores at most {MAX_VALUE_BYTES} "
+            f"(a Durable Object value holds {DO_MAX_VALUE_BYTES} bytes, less "
+            f"{RECORD_OVERHEAD_BYTES} for the record around it), on both routes so that a "
+            "flip never strands a value"
+        )
+    return text
