@@ -12,11 +12,22 @@ from pytest_dualcache.plugin import CONTRACT_HARNESS_KEY, SETTINGS_KEY
 from pytest_dualcache.settings import DualCacheSettings
 
 from .fallback import FallbackClauses
+from .flip import FlipClauses
 from .harness import ContractHarness, Factory
+from .local_cache import LocalCacheClauses
+from .serialization import SerializationClauses
+from .state import StateMachineClauses
 from .ttl import TTLClauses
 
 
-class DualCacheContract(TTLClauses, FallbackClauses):
+class DualCacheContract(
+    TTLClauses,
+    SerializationClauses,
+    FallbackClauses,
+    LocalCacheClauses,
+    FlipClauses,
+    StateMachineClauses,
+):
     """The whole dual-cache contract. Subclass it and override the ``make_dal`` fixture::
 
         class TestMyDAL(DualCacheContract):

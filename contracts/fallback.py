@@ -2,8 +2,66 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import pytest
+
 from .clauses import clause
-from .harness import ContractHarness
+from .harness import COORDINATION_PREFIX, ROUTES, ContractHarness, DALHandle, short
+
+EPSILON = 0.001
+
+
+def kv_writes(contract: ContractHarness, mark: tuple[int, ...]) -> list[str]:
+    """Keys of the successful KV puts and deletes since ``mark``."""
+    return [record.key for record in contract.ops_since(mark, store="kv", ops=("put", "delete"))]
+
+
+def do_write_failure(contract: ContractHarness, kind: str) -> AbstractContextManager[None]:
+    """The DO refusing writes: ``"fail"`` (sets and deletes fail till recovered) or ``"outage"``."""
+    if kind == "outage":
+        return contract.do.outage()
+
+    @contextmanager
+    def failing() -> Iterator[None]:
+        contract.do.fail(ops=("set", "delete"))
+        try:
+            yield
+        finally:
+            contract.do.recover()
+
+    return failing()
+
+
+def do_read_failure(contract: ContractHarness, kind: str) -> AbstractContextManager[None]:
+    """The DO refusing reads: ``"fail"`` (fail(ops="get") until recovered) or ``"outage"``."""
+    return contract.do.outage(ops="get" if kind == "fail" else None)
+
+
+def get_or_error(dal: DALHandle, key: str) -> tuple[object, BaseException | None]:
+    """``(value, None)``, or ``(None, error)`` if the get raised."""
+    try:
+        return dal.get(key), None
+    except Exception as exc:
+        return None, exc
+
+
+def checked_readable(
+    contract: ContractHarness, dal: DALHandle, key: str, value: object, put_at: float, ttl: float
+) -> None:
+    """``value`` reads back, from ``dal`` and fresh instances, at four instants up to ttl - ε."""
+    start, until = contract.clock.now(), put_at + ttl - EPSILON
+    for index, fraction in enumerate((0.0, 1 / 3, 2 / 3, 1.0)):
+        contract.advance_to(until if fraction == 1.0 else start + (until - start) * fraction)
+        elapsed = f"{contract.clock.now() - put_at:.3f} s after it (ttl {ttl:g} s)"
+        assert dal.get(key) == value, f"a put that reported success must be readable {elapsed}"
+        reader = contract.instance(f"reader{index}")
+        assert reader.get(key) == value, (
+            f"a fresh instance must read a put that reported success {elapsed}"
+        )
 
 
 class FallbackClauses:
@@ -23,3 +81,281 @@ class FallbackClauses:
         assert contract.ops_since(mark, store="do", ok=None) == [], "no DO operation with flag off"
         kv_puts = contract.ops_since(mark, store="kv", ops=("put",))
         assert [r.key for r in kv_puts if r.key == "fb1:a"], "the put must reach KV"
+
+    @clause("FB-2")
+    def test_FB_2_do_route_writes_nothing_to_kv_but_coordination(
+        self, contract: ContractHarness
+    ) -> None:
+        mark = contract.mark()
+        instances = [contract.start("do")] + [contract.instance(name) for name in "BCD"]
+        keys = [f"fb2:{n}" for n in range(5)]
+        for step in range(40):
+            key = keys[step % len(keys)]
+            dal = instances[step % len(instances)]
+            assert dal.put(key, {"step": step}, ttl=90).succeeded, "a put must succeed"
+            assert dal.get(key) == {"step": step}, "a get must return the latest put"
+            if step % 7 == 6:
+                dal.delete(key)
+                assert dal.get(key) is None, "a deleted key must read None"
+            contract.advance(7.5)
+        written = kv_writes(contract, mark)
+        assert not set(written) & set(keys), (
+            f"with the flag on and the DO healthy no data key may be written to KV; got {written}"
+        )
+        assert len(written) <= 2, (
+            f"with the flag on, four instances and no flip, at most 2 coordination writes to KV "
+            f"are allowed (the env's first use is one transition); got {len(written)}: {written}"
+        )
+
+    @clause("FB-2")
+    def test_FB_2_each_do_period_stays_within_the_coordination_budget(
+        self, contract: ContractHarness
+    ) -> None:
+        dal = contract.start("do")
+        keys = ["fb2:a", "fb2:b", "fb2:c"]
+        for period, route in enumerate(["do", "kv", "do", "kv", "do"]):
+            contract.use_route(route)
+            mark = contract.mark()
+            for instance in (dal, contract.instance(f"P{period}")):
+                for step, key in enumerate(keys):
+                    assert instance.put(key, [period, step]).succeeded, f"a put on {route} failed"
+                    assert instance.get(key) == [period, step], f"a get on {route} must read it"
+                    contract.advance(1)
+                instance.delete(keys[0])
+                contract.advance(61)
+                assert instance.get(keys[1]) == [period, 1], f"a get on {route} must read it"
+            if route != "do":
+                continue
+            written = kv_writes(contract, mark)
+            assert not set(written) & set(keys), (
+                f"DO period {period}: no data key may be written to KV; got {written}"
+            )
+            assert len(written) <= 2, (
+                f"DO period {period}: one flag transition allows at most 2 coordination writes "
+                f"to KV, whatever the number of instances; got {len(written)}: {written}"
+            )
+
+    @clause("FB-3")
+    @pytest.mark.parametrize("failure", ["fail", "outage"])
+    def test_FB_3_put_succeeds_via_kv_while_do_refuses_writes(
+        self, contract: ContractHarness, failure: str
+    ) -> None:
+        dal = contract.start("do")
+        read, unread = "fb3:read", "fb3:unread"  # only the first is read during the failure
+        for key in (read, unread):
+            assert dal.put(key, "old").succeeded, "the put with the DO healthy must succeed"
+        contract.advance(1)
+        with do_write_failure(contract, failure):
+            for key in (read, unread):
+                mark = contract.mark()
+                put = dal.put(key, "new")
+                assert put.succeeded, (
+                    f"a put must succeed via KV while the DO refuses writes: {put}"
+                )
+                data = [
+                    k for k in kv_writes(contract, mark) if not k.startswith(COORDINATION_PREFIX)
+                ]
+                assert data, "a put the DO refused must be written to KV"
+            assert dal.get(read) == "new", "the put must be readable while the DO is down"
+            assert contract.instance("B").get(unread) == "new", (
+                "a fresh instance must read the put while the DO is down, not the older DO copy"
+            )
+        for when in ("at once", "2 s"):
+            for key in (unread, read):
+                assert dal.get(key) == "new", (
+                    f"{when} after the DO recovers, get({key!r}) must return the put made while "
+                    "it was down, not the older DO copy"
+                )
+                assert contract.instance("C").get(key) == "new", (
+                    f"{when} after the DO recovers, a fresh instance must not read the older copy"
+                )
+            contract.advance(2)
+
+    @clause("FB-4")
+    @pytest.mark.parametrize("failure", ["fail", "outage"])
+    def test_FB_4_get_falls_back_to_kv_while_do_refuses_reads(
+        self, contract: ContractHarness, failure: str
+    ) -> None:
+        dal = contract.start("do")
+        assert dal.put("fb4", {"v": 1}).succeeded, "the put with the DO healthy must succeed"
+        reader = contract.instance("B")
+        with do_read_failure(contract, failure):
+            for instance in (reader, dal):
+                mark = contract.mark()
+                got, error = get_or_error(instance, "fb4")
+                assert error is None, f"get must not raise while the DO refuses reads: {error!r}"
+                assert got in (None, {"v": 1}), f"get must return None or the latest value: {got!r}"
+                if instance is reader:  # a fresh instance has no local copy to answer from
+                    kv_reads = contract.ops_since(mark, store="kv", ops=("get",), ok=None)
+                    assert [r for r in kv_reads if not r.key.startswith(COORDINATION_PREFIX)], (
+                        "a get the DO refused must fall back to a KV read of the data"
+                    )
+
+    @clause("FB-4")
+    @pytest.mark.parametrize("failure", ["fail", "outage"])
+    def test_FB_4_read_fallback_returns_the_kv_copy_not_an_older_value(
+        self, contract: ContractHarness, failure: str
+    ) -> None:
+        dal = contract.start("do")
+        assert dal.put("fb4", "old").succeeded, "the put with the DO healthy must succeed"
+        contract.advance(1)
+        with do_write_failure(contract, "fail"):
+            assert dal.put("fb4", "new").succeeded, "a put the DO refused must succeed via KV"
+        with do_read_failure(contract, failure):
+            for instance in (dal, contract.instance("B")):
+                got, error = get_or_error(instance, "fb4")
+                assert error is None, f"get must not raise while the DO refuses reads: {error!r}"
+                assert got in (None, "new"), (
+                    f"{instance.name}: get must return None or the latest value 'new' while "
+                    f"the DO refuses reads, never the older 'old'; got {got!r}"
+                )
+
+    @clause("FB-5")
+    @pytest.mark.parametrize("writers", ["one-instance", "two-instances"])
+    @pytest.mark.parametrize("gap", [0.0, 0.5, 0.999])
+    def test_FB_5_two_puts_within_a_second_both_succeed_later_wins(
+        self, contract: ContractHarness, gap: float, writers: str
+    ) -> None:
+        dal = contract.start("kv")
+        other = dal if writers == "one-instance" else contract.instance("B")
+        first = dal.put("fb5", "first")
+        contract.advance(gap)
+        second = other.put("fb5", "second")
+        assert first.succeeded and second.succeeded, (
+            f"two puts {gap:g} s apart must both succeed (retry KV's 429): {first}, {second}"
+        )
+        assert other.get("fb5") == "second", "the later put must win"
+        assert json.loads(contract.kv.get("fb5")) == "second", "KV must hold the later put"
+        assert contract.instance("C").get("fb5") == "second", "a fresh instance must read it"
+
+    @clause("FB-5")
+    def test_FB_5_a_burst_of_puts_to_one_key_keeps_the_last(
+        self, contract: ContractHarness
+    ) -> None:
+        dal = contract.start("kv")
+        outcomes = [dal.put("fb5", n) for n in range(4)]
+        assert all(outcome.succeeded for outcome in outcomes), (
+            f"every put of a burst to one key must succeed: {outcomes}"
+        )
+        assert dal.get("fb5") == 3, "the last put of the burst must win"
+        assert json.loads(contract.kv.get("fb5")) == 3, "KV must hold the last put of the burst"
+
+    @clause("FB-6")
+    @pytest.mark.parametrize("route", ROUTES)
+    def test_FB_6_both_stores_down_put_fails_get_is_never_wrong(
+        self, contract: ContractHarness, route: str
+    ) -> None:
+        dal = contract.start(route)
+        assert dal.put("fb6", "previous").succeeded, "the put with both stores up must succeed"
+        assert dal.get("fb6") == "previous", "the put must be readable"
+        contract.advance(1)
+        with contract.do.outage(), contract.kv.outage():
+            put = dal.put("fb6", "failed")
+            assert not put.succeeded, f"a put with both stores down must report failure: {put}"
+            for instance in (dal, contract.instance("B")):
+                got, _ = get_or_error(instance, "fb6")
+                assert got in (None, "previous"), (
+                    f"{instance.name}: with both stores down get must raise, return None or the "
+                    f"previous value, never the failed put's; got {got!r}"
+                )
+        for instance in (dal, contract.instance("C")):
+            got = instance.get("fb6")
+            assert got in (None, "previous"), (
+                f"{instance.name}: after recovery the put that reported failure must not "
+                f"appear; got {got!r}"
+            )
+
+    @clause("FB-6")
+    @pytest.mark.parametrize("route", ROUTES)
+    def test_FB_6_a_failed_first_put_never_appears(
+        self, contract: ContractHarness, route: str
+    ) -> None:
+        dal = contract.start(route)
+        assert dal.get("fb6:other") is None, "an unwritten key must read None"
+        with contract.do.outage(), contract.kv.outage():
+            put = dal.put("fb6", "failed")
+            assert not put.succeeded, f"a put with both stores down must report failure: {put}"
+            got, _ = get_or_error(dal, "fb6")
+            assert got is None, f"a put that reported failure must not be readable: {got!r}"
+        for instance in (dal, contract.instance("B")):
+            got = instance.get("fb6")
+            assert got is None, (
+                f"{instance.name}: after recovery a put that reported failure must not appear; "
+                f"got {got!r}"
+            )
+
+    @clause("FB-7")
+    def test_FB_7_put_survives_a_do_outage_after_it(self, contract: ContractHarness) -> None:
+        dal = contract.start("do")
+        start = contract.clock.now()
+        assert dal.put("fb7", "kept", ttl=300).succeeded, "the put must succeed"
+        contract.advance(10)
+        with contract.do.outage():
+            assert dal.put("fb7:other", "during").succeeded, "a put during the outage must succeed"
+            got, error = get_or_error(dal, "fb7")
+            assert error is None and got in (None, "kept"), (
+                f"during the outage get must return None or the value, got {got!r} {error!r}"
+            )
+            contract.advance(5)
+            with contextlib.suppress(Exception):  # deletes the DO refuses may fail: not FB-7
+                dal.delete("fb7:gone")
+        contract.advance(5)
+        checked_readable(contract, dal, "fb7", "kept", start, 300)
+        contract.advance_to(start + 300)
+        assert dal.get("fb7") is None, "the value must be gone at its ttl"
+        assert contract.instance("late").get("fb7") is None, "the value must be gone at its ttl"
+
+    @clause("FB-7")
+    def test_FB_7_put_through_a_partial_do_failure_lasts_its_ttl(
+        self, contract: ContractHarness
+    ) -> None:
+        dal = contract.start("do")
+        assert dal.put("fb7:warm", 0).succeeded, "the first put must succeed"
+        contract.advance(1)
+        contract.do.fail(times=1, ops="set")
+        start = contract.clock.now()
+        put = dal.put("fb7", "kept", ttl=300)
+        end = contract.clock.now()
+        assert put.succeeded, f"a put whose first DO write failed must still succeed: {put}"
+        checked_readable(contract, dal, "fb7", "kept", start, 300)
+        contract.advance_to(end + 300)
+        assert dal.get("fb7") is None, "the value must be gone at its ttl"
+        assert contract.instance("late").get("fb7") is None, "the value must be gone at its ttl"
+
+    @clause("FB-7")
+    @pytest.mark.parametrize("route", ROUTES)
+    def test_FB_7_a_failed_put_loses_nothing(self, contract: ContractHarness, route: str) -> None:
+        dal = contract.start(route)
+        assert dal.put("fb7", "kept", ttl=600).succeeded, "the put must succeed"
+        contract.advance(1)
+        with contract.do.outage(), contract.kv.outage():
+            put = dal.put("fb7", "lost")
+            assert not put.succeeded, f"a put with both stores down must report failure: {put}"
+        contract.advance(1)
+        got = dal.get("fb7")
+        assert got == "kept", (
+            f"a put that failed is not a later write: the earlier successful put must still "
+            f"be readable, got {short(got)}"
+        )
+        assert contract.instance("B").get("fb7") == "kept", (
+            "a fresh instance must still read the earlier successful put"
+        )
+
+    @clause("FB-7")
+    @pytest.mark.parametrize("failure", ["fail", "outage"])
+    def test_FB_7_readable_until_ttl_across_do_write_failure(
+        self, contract: ContractHarness, failure: str
+    ) -> None:
+        dal = contract.start("do")
+        assert dal.put("fb7:warm", 0).succeeded, "the first put must succeed"
+        contract.advance(1)
+        start = contract.clock.now()
+        with do_write_failure(contract, failure):
+            put = dal.put("fb7", "kept", ttl=120)
+            end = contract.clock.now()
+            assert put.succeeded, f"a put the DO refused must succeed via KV: {put}"
+            contract.advance(30)
+        checked_readable(contract, dal, "fb7", "kept", start, 120)
+        contract.advance_to(end + 120)
+        assert dal.get("fb7") is None, "the value must be gone at its ttl"
+        assert contract.instance("late").get("fb7") is None, "the value must be gone at its ttl"

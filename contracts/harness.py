@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from hypothesis import HealthCheck
+from hypothesis import settings as HypothesisSettings
+
 from pytest_dualcache.clock import VirtualClock
 from pytest_dualcache.env import DualCacheEnv, is_do_cache_enabled
 from pytest_dualcache.ledger import OperationRecord
@@ -22,6 +25,9 @@ from pytest_dualcache.settings import DualCacheSettings
 
 #: ``put(key, value)`` without a ttl argument (distinct from an explicit ``ttl=None``).
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<no ttl>"})()
+
+#: Keys under this prefix are a DAL's own coordination records (a route marker), not data.
+COORDINATION_PREFIX = "\x00dualcache:"
 
 Factory = Callable[[DualCacheEnv], Any]
 ROUTES = ("do", "kv")
@@ -136,6 +142,23 @@ class ContractHarness:
         self.clock.advance(seconds)
         self.log(f"clock +{seconds:g} s")
 
+    def advance_to(self, at: float) -> None:
+        """Move the virtual clock forward to the epoch ``at`` (it must not have passed yet)."""
+        now = self.clock.now()
+        if at < now:
+            raise ValueError(f"advance_to({at!r}): the clock is already at {now!r}")
+        self.advance(at - now)
+
+    def hypothesis_settings(self) -> HypothesisSettings:
+        """Settings for a property clause: ``settings.examples`` runs, the same ones every run."""
+        return HypothesisSettings(
+            max_examples=self.settings.examples,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        )
+
     @property
     def route(self) -> str:
         """The route the flag selects right now."""
@@ -175,6 +198,12 @@ class ContractHarness:
     def writes_since(self, mark: tuple[int, ...], store: str) -> list[OperationRecord]:
         """Successful writes (KV put/delete, DO set/delete) after ``mark``."""
         return self.ops_since(mark, store=store, ops=("put", "set", "delete"))
+
+    def data_writes_since(self, mark: tuple[int, ...]) -> list[OperationRecord]:
+        """Successful writes to either store after ``mark``, coordination keys left out."""
+        found = self.writes_since(mark, "kv") + self.writes_since(mark, "do")
+        data = [record for record in found if not record.key.startswith(COORDINATION_PREFIX)]
+        return sorted(data, key=lambda record: record.at)
 
     # --- running the DAL ----------------------------------------------------------------------
 

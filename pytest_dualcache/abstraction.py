@@ -111,13 +111,15 @@ class CacheAbstraction:
     the DO, deletes the copies, and clears the flag.
 
     KV stores plain JSON text, so legacy ``json.loads(kv.get(key))`` readers and legacy
-    writers interoperate; entries without metadata (legacy writes) are always current.
+    writers interoperate; entries without metadata (legacy writes) are read on the KV route
+    while the env has never flipped (generation 0), and never kept in the local cache.
     TTLs below KV's 60 s floor expire on time: the logical expiry sits in the metadata and is
     checked on read, while KV's own expiry is set a little later as a backstop.
 
     An in-process local cache (bounded LRU, ``local_cache_size`` entries, each kept at most
-    ``local_cache_ttl`` seconds and never past its TTL) is invalidated by this instance's
-    puts and deletes and emptied when the route or generation changes.
+    ``local_cache_ttl`` seconds from this instance's last look at the marker, never past its
+    TTL) is invalidated by this instance's puts and deletes and emptied when the route, the
+    generation or the degraded state changes.
     """
 
     def __init__(
@@ -306,7 +308,11 @@ class CacheAbstraction:
         if reason:
             log.debug("route -> %s generation %d (%s)", flag_route, fresh.generation, reason)
             self._write_marker(fresh)
-        if view is None or (view.route, view.generation) != (fresh.route, fresh.generation):
+        if view is None or (view.route, view.generation, view.degraded) != (
+            fresh.route,
+            fresh.generation,
+            fresh.degraded,
+        ):
             self._local.clear()
         self._view = fresh
         return fresh
@@ -399,8 +405,14 @@ class CacheAbstraction:
         text, meta = found.value, found.metadata
         if text is None:
             return None, 0.0, None
-        if meta is None:  # a legacy write: plain JSON, no expiry of ours, always current
-            return (text, math.inf, [-math.inf, 0]) if route == "kv" else (None, 0.0, None)
+        if meta is None:
+            # A legacy write: plain JSON without our metadata. It carries no generation, so
+            # it is current only in generation 0 (before any flip; afterwards it could be
+            # older than what the DAL wrote since), and no expiry we can read, so it is
+            # never kept in the local cache (expiry "now").
+            if route == "kv" and view.generation == 0:
+                return text, self._now(), [-math.inf, 0]
+            return None, 0.0, None
         if meta.get("r") != route or meta.get("g") != view.generation:
             return None, 0.0, None
         if self._now() >= meta["e"]:
@@ -534,7 +546,9 @@ class CacheAbstraction:
         return text
 
     def _local_put(self, key: str, text: str, expires_at: float, view: _RouteView) -> None:
-        self._local[key] = (text, expires_at, self._now(), view.generation)
+        # What was read is only as fresh as this instance's view of the route (another
+        # instance may have degraded it since): age the copy from when the view was checked.
+        self._local[key] = (text, expires_at, view.checked_at, view.generation)
         self._local.move_to_end(key)
         while len(self._local) > self.local_cache_size:
             self._local.popitem(last=False)
