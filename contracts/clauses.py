@@ -28,7 +28,7 @@ CLAUSES: dict[str, str] = {
     "SER-5": "KV holds plain JSON: legacy readers and legacy writers interoperate both ways.",
     "FB-1": "Flag off: every write goes to KV and no Durable Object operation happens.",
     "FB-2": "Flag on, DO healthy: zero KV writes and deletes per operation; at most two KV "
-    "writes per flag transition for coordination.",
+    "writes per flag transition for coordination (an env's first use counts as one).",
     "FB-3": "DO failing on write: the put still succeeds via KV and is readable while the DO "
     "is down.",
     "FB-4": "DO failing on read: get falls back to KV and never raises.",

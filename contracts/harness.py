@@ -90,6 +90,7 @@ class ContractHarness:
     events: list[_Event] = field(init=False, default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
     _started_at: float = field(init=False, default=0.0)
+    _earlier_envs_seconds: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -102,10 +103,16 @@ class ContractHarness:
     def reset(self) -> None:
         """Start over on a fresh env and clock (hypothesis tests call this per example)."""
         if getattr(self, "env", None) is not None:
+            self._earlier_envs_seconds += self.clock.now() - self._started_at
             self.env.close()
         self.env = DualCacheEnv.from_settings(self.settings, VirtualClock())
         self.events = []
         self._started_at = self.clock.now()
+
+    @property
+    def simulated_seconds(self) -> float:
+        """Virtual time this harness has lived through, over every env it reset to."""
+        return self._earlier_envs_seconds + self.clock.now() - self._started_at
 
     @property
     def clock(self) -> VirtualClock:

@@ -22,6 +22,7 @@ from .ledger import OperationRecord
 REPORT_VERSION = 1
 KV_KINDS = {"get": "reads", "put": "writes", "delete": "deletes", "list": "lists"}
 GATED_KINDS = ("writes", "deletes", "lists")
+DO_KINDS = ("deletes", "errors", "gets", "hits", "lists", "misses", "sets")
 TOP_SITES = 10
 
 
@@ -42,7 +43,7 @@ def summarize(records: Iterable[OperationRecord], rootdir: Path) -> dict[str, An
     """One test's numbers from its KV and DO operations (in the order they happened)."""
     kv = dict.fromkeys(KV_KINDS.values(), 0)
     kv_errors = {"rate_limited": 0, "quota": 0, "other": 0}
-    do = {"gets": 0, "hits": 0, "misses": 0, "sets": 0, "deletes": 0, "lists": 0, "errors": 0}
+    do = dict.fromkeys(DO_KINDS, 0)
     sites: Counter[str] = Counter()
     for record in records:
         if record.store_kind == "kv":
@@ -111,7 +112,7 @@ class SessionReport:
         return {
             "kv": {kind: kv[kind] for kind in KV_KINDS.values()},
             "kv_errors": {kind: kv_errors[kind] for kind in ("rate_limited", "quota", "other")},
-            "do": {kind: do[kind] for kind in sorted(do)},
+            "do": {kind: do[kind] for kind in DO_KINDS},
             "do_hit_rate": round(do["hits"] / do["gets"], 6) if do["gets"] else None,
             "route_share": {
                 "do": round(do["sets"] / writes, 6) if writes else None,

@@ -27,3 +27,11 @@ def test_ci_runs_the_readme_main_job_and_test_commands():
     main_job, tests = _quick_start_commands()
     assert _ci_command("MAIN_JOB") == main_job
     assert _ci_command("TESTS") == tests
+
+
+def test_the_clause_table_states_every_clause_as_the_suite_does():
+    from pytest_dualcache.contracts.clauses import CLAUSES
+
+    readme = (ROOT / "README.md").read_text()
+    for clause_id, statement in CLAUSES.items():
+        assert f"| {clause_id} | {statement} |" in readme, f"README clause row for {clause_id}"
