@@ -8,23 +8,9 @@ import asyncio
 import json
 
 import pytest
+from demo_cache import cache_get, cache_put, save_daily_report
 
-from pytest_dualcache import KVRateLimitError, is_do_cache_enabled
-
-
-def cache_put(env, key, value, ttl=3600):
-    """The seed's routing rule: DO when enabled, KV (plain JSON text) otherwise."""
-    if is_do_cache_enabled(env):
-        env.do.set(key, value, ttl=ttl)
-    else:
-        env.kv.put(key, json.dumps(value), expiration_ttl=max(ttl, 60))
-
-
-def cache_get(env, key):
-    if is_do_cache_enabled(env):
-        return env.do.get(key)
-    text = env.kv.get(key)
-    return None if text is None else json.loads(text)
+from pytest_dualcache import KVRateLimitError
 
 
 def test_flag_on_routes_every_write_to_the_durable_object(dualcache_env, kv_namespace):
@@ -61,9 +47,5 @@ def test_ttl_expires_on_the_virtual_clock(dualcache_env, dualcache_clock, do_cac
 
 
 def test_a_python_worker_runs_unmodified(dualcache_workers_env):
-    async def worker(env):
-        await env.CACHE_KV.put("report:daily", '{"ok": true}', expirationTtl=7 * 86400)
-        return await env.CACHE_KV.get("report:daily", type="json")
-
-    assert asyncio.run(worker(dualcache_workers_env)) == {"ok": True}
+    assert asyncio.run(save_daily_report(dualcache_workers_env, {"ok": True})) == {"ok": True}
     assert dualcache_workers_env.FEATURE_FLAG_DO_CACHE == "true"
