@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
 from pytest_dualcache.plugin import CONTRACT_HARNESS_KEY, SETTINGS_KEY
 from pytest_dualcache.settings import DualCacheSettings
 
+from .clauses import clause_header
 from .fallback import FallbackClauses
 from .flip import FlipClauses
 from .harness import ContractHarness, Factory
@@ -18,6 +19,31 @@ from .local_cache import LocalCacheClauses
 from .serialization import SerializationClauses
 from .state import StateMachineClauses
 from .ttl import TTLClauses
+
+
+class ClauseReporter:
+    """Adds the broken clause and the operations to a failed contract test's report.
+
+    Registered by the first contract test of a session, so other sessions pay nothing.
+    """
+
+    name = "dualcache-clause-reporter"
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        marker = item.get_closest_marker("dualcache_clause")
+        if report.failed and call.when == "call" and marker is not None:
+            harness = item.stash.get(CONTRACT_HARNESS_KEY, None)
+            story = harness.transcript() if harness is not None else "(no operations recorded)"
+            title = clause_header(marker.args[0])
+            if hasattr(report.longrepr, "addsection"):
+                report.longrepr.addsection(title, story)  # type: ignore[union-attr]
+            else:
+                report.longrepr = f"{title}\n{report.longrepr}\n\n{story}"
+        return report
 
 
 class DualCacheContract(
@@ -63,5 +89,7 @@ class DualCacheContract(
             lambda seconds, result=None: harness.clock.async_sleep(seconds, result),
         )
         request.node.stash[CONTRACT_HARNESS_KEY] = harness
+        if not request.config.pluginmanager.has_plugin(ClauseReporter.name):
+            request.config.pluginmanager.register(ClauseReporter(), ClauseReporter.name)
         yield harness
         harness.close()

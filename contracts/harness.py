@@ -175,7 +175,7 @@ class ContractHarness:
 
     def mark(self) -> tuple[int, ...]:
         """Ledger positions now; pass to ``ops_since`` to see what happened after."""
-        return tuple(len(ledger) for ledger in self.env.ledgers())
+        return tuple(ledger.position for ledger in self.env.ledgers())
 
     def ops_since(
         self,
@@ -263,7 +263,7 @@ def _store_lines(
 ) -> Iterator[str]:
     records: list[OperationRecord] = []
     for index, ledger in enumerate(ledgers):
-        end = upto[index] if index < len(upto) else len(ledger)
+        end = upto[index] if index < len(upto) else ledger.position
         if index >= len(shown):
             shown.append(0)
         if end > shown[index]:

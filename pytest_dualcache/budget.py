@@ -10,6 +10,7 @@ with its caller, so nobody has to re-run to see what happened.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ class KVBudget:
         for term in filter(None, (part.strip() for part in text.replace(";", ",").split(","))):
             kind, equals, amount = term.partition("=")
             number, slash, period = amount.strip().partition("/")
-            if not equals or not number.strip().isdigit():
+            if not equals or not re.fullmatch(r"[0-9]+", number.strip()):
                 raise BudgetError(
                     f"{source}: cannot read {term!r}; write kind=N or kind=N/day, "
                     "e.g. writes=50/day"

@@ -110,7 +110,7 @@ Mark = dict["Ledger", int]
 
 def mark() -> Mark:
     """Where every live ledger stands now (pass to ``records_since``)."""
-    return {ledger: len(ledger) for ledger in list(_live)}
+    return {ledger: ledger.position for ledger in list(_live)}
 
 
 def records_since(
@@ -155,9 +155,10 @@ class Scope:
         return records_since(start, kind=kind, also=self.created)
 
     def close(self) -> None:
-        """Stop keeping new ledgers alive for this scope."""
+        """Stop following new ledgers and release the ones this scope kept alive."""
         if self in _scopes:
             _scopes.remove(self)
+        self.created = []
 
 
 def classify_writes(modules: tuple[str, ...] | None) -> None:
@@ -170,20 +171,16 @@ def classify_writes(modules: tuple[str, ...] | None) -> None:
     _is_dal_module.clear()
 
 
-def _via(frame: FrameType | None) -> str:
-    """The first registered data-access module on the stack from ``frame`` up, or ""."""
-    modules = _dal_modules or ()
-    while frame is not None:
-        name = frame.f_globals.get("__name__", "")
-        known = _is_dal_module.get(name)
-        if known is None:
-            known = _is_dal_module[name] = any(
-                name == module or name.startswith(module + ".") for module in modules
-            )
-        if known:
-            return name
-        frame = frame.f_back
-    return ""
+def _dal_module_of(frame: FrameType) -> str | None:
+    """The frame's module name if it is a registered data-access module, else None."""
+    name = frame.f_globals.get("__name__", "")
+    known = _is_dal_module.get(name)
+    if known is None:
+        modules = _dal_modules or ()
+        known = _is_dal_module[name] = any(
+            name == module or name.startswith(module + ".") for module in modules
+        )
+    return name if known else None
 
 
 class Ledger:
@@ -192,7 +189,16 @@ class Ledger:
     ``kind`` is "kv" or "do": only KV writes are classified for bypass detection.
     """
 
-    __slots__ = ("__weakref__", "_append", "_rows", "enabled", "kind", "serial", "store")
+    __slots__ = (
+        "__weakref__",
+        "_append",
+        "_dropped",
+        "_rows",
+        "enabled",
+        "kind",
+        "serial",
+        "store",
+    )
 
     def __init__(self, store: str, *, kind: str = "kv", enabled: bool = True) -> None:
         self.store = store
@@ -202,6 +208,7 @@ class Ledger:
         # code object and offset are kept instead of file/line strings, which cost far more.
         self._rows: list[tuple[Any, ...]] = []
         self._append = self._rows.append
+        self._dropped = 0  # rows forgotten by clear(): positions stay valid across it
         self.serial = next(_serials)
         _live.add(self)
         for scope in _scopes:
@@ -217,11 +224,21 @@ class Ledger:
         if not self.enabled:
             return
         frame: FrameType | None = _getframe(2)
-        via = (
-            _via(frame)
-            if _dal_modules is not None and op in _KV_WRITES and self.kind == "kv"
-            else None
-        )
+        caller: FrameType | None = None
+        if _dal_modules is not None and op in _KV_WRITES and self.kind == "kv":
+            # One walk finds both the caller and the first data-access module above it.
+            via = ""
+            while frame is not None:
+                if caller is None and frame.f_code.co_filename not in _INTERNAL_FILES:
+                    caller = frame
+                module = _dal_module_of(frame)
+                if module is not None:
+                    via = module
+                    break
+                frame = frame.f_back
+            frame = caller or frame
+        else:
+            via = None
         while frame is not None and frame.f_code.co_filename in _INTERNAL_FILES:
             frame = frame.f_back
         if frame is None:
@@ -232,6 +249,11 @@ class Ledger:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def position(self) -> int:
+        """How many operations were ever recorded: a mark that survives ``clear()``."""
+        return self._dropped + len(self._rows)
+
     def __iter__(self) -> Iterator[OperationRecord]:
         return iter(self.since(0))
 
@@ -241,8 +263,9 @@ class Ledger:
         return self.since(0)
 
     def since(self, index: int) -> list[OperationRecord]:
-        """Operations recorded after the first ``index`` ones (pair with ``len(ledger)``)."""
+        """Operations recorded after the first ``index`` ones (pair with ``position``)."""
         store, kind = self.store, self.kind
+        index = max(0, index - self._dropped)
         return [
             OperationRecord(
                 store, op, key, at, nbytes, ok, error, _call_site(code, offset), via, kind
@@ -250,12 +273,13 @@ class Ledger:
             for op, key, at, nbytes, ok, error, code, offset, via in self._rows[index:]
         ]
 
-    def counts(self, *, ok: bool | None = None) -> Counter[str]:
+    def counts(self, *, ok: bool | None = None) -> Counter[str]:  # since the last clear()
         """Number of operations by kind, optionally only successful (``ok=True``) or failed."""
         return Counter(row[0] for row in self._rows if ok is None or row[4] is ok)
 
     def clear(self) -> None:
-        """Forget every record (the store's contents are untouched)."""
+        """Forget every record (the store's contents are untouched); positions keep counting."""
+        self._dropped += len(self._rows)
         self._rows.clear()
 
     def __repr__(self) -> str:

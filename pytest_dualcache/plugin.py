@@ -8,7 +8,7 @@ uses them pays for this module and ``settings`` alone.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,7 +27,6 @@ FACTORIES_KEY = pytest.StashKey[dict[str, Any]]()
 #: The ContractHarness of a running contract test, for its failure report.
 CONTRACT_HARNESS_KEY = pytest.StashKey[Any]()
 KV_SESSION_KEY = pytest.StashKey[Any]()
-BUDGETED_KEY = pytest.StashKey[bool]()  # some test has a kv_budget marker
 
 CONTRACTS_PACKAGE = "pytest_dualcache.contracts"
 # Contract modules import the emulators; rewrite their asserts like test modules'.
@@ -182,9 +181,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
     """Under ``--dualcache``, add the shipped contract suite (before -k, -m and --lf select)."""
     if FACTORIES_KEY not in session.config.stash:
-        session.config.stash[BUDGETED_KEY] = any(
-            item.get_closest_marker("kv_budget") is not None for item in items
-        )
         return
     from .contracts import collected_suite
 
@@ -203,31 +199,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     )
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if report.failed and call.when == "call":
-        marker = item.get_closest_marker("dualcache_clause")
-        harness = item.stash.get(CONTRACT_HARNESS_KEY, None)
-        if marker is not None:
-            from .contracts.clauses import clause_header
-
-            story = harness.transcript() if harness is not None else "(no operations recorded)"
-            title = clause_header(marker.args[0])
-            if hasattr(report.longrepr, "addsection"):
-                report.longrepr.addsection(title, story)  # type: ignore[union-attr]
-            else:
-                report.longrepr = f"{title}\n{report.longrepr}\n\n{story}"
-    return report
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or settings.enabled:
         return
-    if config.getini("dualcache_kv_budget").strip() or config.stash.get(BUDGETED_KEY, False):
+    reports = (report for reports in terminalreporter.stats.values() for report in reports)
+    if config.getini("dualcache_kv_budget").strip() or any(
+        "kv_budget" in getattr(report, "keywords", ()) for report in reports
+    ):
         terminalreporter.write_line(
             "dualcache: KV budgets were not checked (run with --dualcache to enforce them)"
         )

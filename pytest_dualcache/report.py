@@ -9,6 +9,7 @@ rootdir.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections import Counter
@@ -201,6 +202,9 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -240,13 +244,21 @@ def load_baseline(path: Path) -> dict[str, Any]:
         isinstance(data, dict)
         and data.get("version") == REPORT_VERSION
         and isinstance(data.get("tests"), dict)
-        and isinstance(data.get("totals"), dict)
+        and all(_counts_ok(test) for test in data["tests"].values())
+        and _counts_ok(data.get("totals"))
     ):
         raise BaselineError(
             f"baseline {path} is not a dualcache baseline of version {REPORT_VERSION} "
             "(save one with --dualcache-save-baseline)"
         )
     return data
+
+
+def _counts_ok(entry: object) -> bool:
+    """A baseline entry: a dict whose gated counts, where present, are ints >= 0."""
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(kind, 0), int) and entry.get(kind, 0) >= 0 for kind in GATED_KINDS
+    )
 
 
 @dataclass(frozen=True)
@@ -264,7 +276,7 @@ class Growth:
             amount = float(raw[:-1] if percent else raw)
         except ValueError:
             amount = -1.0
-        if amount < 0 or (not percent and not amount.is_integer()):
+        if not math.isfinite(amount) or amount < 0 or (not percent and not amount.is_integer()):
             raise ValueError(
                 f"expected a count (e.g. 5) or a percentage (e.g. 10%) >= 0, got {text!r}"
             )

@@ -1,0 +1,319 @@
+"""ledger.Scope, mark and records_since (what a budget sees), and classify_writes (bypasses)."""
+
+from __future__ import annotations
+
+import gc
+import types
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_dualcache import ledger
+from pytest_dualcache.clock import VirtualClock
+from pytest_dualcache.durable import DurableObjectCache
+from pytest_dualcache.kv import KVNamespace
+from pytest_dualcache.ledger import Ledger, Scope, classify_writes, mark, records_since
+
+
+def _record(store: Ledger, op: str, key: str, at: float = 0.0, ok: bool = True) -> None:
+    # Stands in for a store's operation method: record() attributes to *its* caller.
+    store.record(op, key, at, len(key), ok)
+
+
+@pytest.fixture
+def scope() -> Iterator[Scope]:
+    opened = Scope()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def classified() -> Iterator[None]:
+    """Leave write classification off after the test, whatever it registered."""
+    yield
+    classify_writes(None)
+
+
+def _module(name: str, source: str) -> types.ModuleType:
+    """A module called ``name`` (its frames carry that __name__) without a file on disk."""
+    module = types.ModuleType(name)
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+    return module
+
+
+# --- mark and records_since -------------------------------------------------------------------
+
+
+def test_mark_notes_the_length_of_every_live_ledger():
+    first, second = Ledger("A"), Ledger("B")
+    _record(first, "put", "a")
+    _record(first, "put", "b")
+    start = mark()
+    assert start[first] == 2 and start[second] == 0
+
+
+def test_records_since_returns_only_what_came_after_the_mark():
+    store = Ledger("A")
+    _record(store, "put", "before")
+    start = mark()
+    _record(store, "put", "after")
+    assert [r.key for r in records_since(start) if r.store == "A"] == ["after"]
+
+
+def test_records_since_orders_by_time_then_ledger_creation_then_position():
+    older, newer = Ledger("OLD"), Ledger("NEW")
+    start = mark()
+    _record(newer, "put", "n5", at=5.0)
+    _record(older, "put", "o5", at=5.0)
+    _record(newer, "put", "n3a", at=3.0)
+    _record(older, "put", "o3", at=3.0)
+    _record(newer, "put", "n3b", at=3.0)
+    keys = [r.key for r in records_since(start) if r.store in ("OLD", "NEW")]
+    assert keys == ["o3", "n3a", "n3b", "o5", "n5"]
+
+
+def test_a_ledger_made_after_the_mark_counts_from_its_first_record():
+    start = mark()
+    store = Ledger("LATE")
+    _record(store, "put", "x")
+    _record(store, "get", "x")
+    assert [r.op for r in records_since(start) if r.store == "LATE"] == ["put", "get"]
+
+
+def test_records_since_keeps_one_kind_of_store():
+    start = mark()
+    kv, do = Ledger("KV", kind="kv"), Ledger("DO", kind="do")
+    _record(kv, "put", "k")
+    _record(do, "set", "d")
+    assert [r.store for r in records_since(start, kind="kv")] == ["KV"]
+    assert [r.store for r in records_since(start, kind="do")] == ["DO"]
+    assert {r.store_kind for r in records_since(start)} >= {"kv", "do"}
+
+
+def test_records_since_is_the_same_list_each_time_it_is_asked():
+    start = mark()
+    stores = [Ledger(f"S{i}") for i in range(3)]
+    for at in (2.0, 1.0, 2.0, 0.0):
+        for store in reversed(stores):
+            _record(store, "put", f"{store.store}@{at}", at=at)
+    assert records_since(start) == records_since(start)
+    assert [r.at for r in records_since(start)] == sorted(r.at for r in records_since(start))
+
+
+# --- Scope --------------------------------------------------------------------------------------
+
+
+def test_scope_sees_every_ledger_from_its_start():
+    before = Ledger("BEFORE")
+    _record(before, "put", "old")
+    scope = Scope()
+    _record(before, "put", "new")
+    during = Ledger("DURING")
+    _record(during, "delete", "gone")
+    scope.close()
+    assert [(r.store, r.key) for r in scope.records()] == [("BEFORE", "new"), ("DURING", "gone")]
+
+
+def test_a_ledger_made_and_dropped_inside_the_scope_is_still_counted(scope):
+    def helper() -> weakref.ref[Ledger]:
+        namespace = KVNamespace(VirtualClock(), name="HELPER_KV")
+        namespace.put("made-by-helper", "v")
+        return weakref.ref(namespace.ledger)
+
+    dropped = helper()
+    gc.collect()
+    assert dropped() is not None  # kept alive by the scope
+    assert [(r.store, r.key) for r in scope.records(kind="kv")] == [("HELPER_KV", "made-by-helper")]
+
+
+def test_a_ledger_alive_at_the_start_and_dropped_later_is_still_counted():
+    namespace = KVNamespace(VirtualClock(), name="EARLY_KV")
+    scope = Scope()
+    namespace.put("k", "v")
+    del namespace
+    gc.collect()
+    scope.close()
+    assert [r.store for r in scope.records()] == ["EARLY_KV"]
+
+
+def test_scope_kind_filter_keeps_kv_or_do(scope):
+    clock = VirtualClock()
+    namespace = KVNamespace(clock, name="FILTER_KV")
+    cache = DurableObjectCache(clock, name="FILTER_DO")
+    namespace.put("k", "v")
+    cache.set("k", "v", ttl=60)
+    assert [r.store for r in scope.records(kind="kv")] == ["FILTER_KV"]
+    assert [r.store for r in scope.records(kind="do")] == ["FILTER_DO"]
+    assert [r.store for r in scope.records()] == ["FILTER_KV", "FILTER_DO"]
+
+
+def test_nested_scopes_each_see_their_own_span():
+    outer = Scope()
+    store = Ledger("NEST")
+    _record(store, "put", "outer-only")
+    inner = Scope()
+    _record(store, "put", "both")
+    inner_records = inner.records()
+    inner.close()
+    _record(store, "put", "outer-again")
+    outer.close()
+    assert [r.key for r in inner_records] == ["both"]
+    assert [r.key for r in outer.records()] == ["outer-only", "both", "outer-again"]
+
+
+def test_close_stops_keeping_new_ledgers_for_the_scope():
+    closed = Scope()
+    closed.close()
+    store = Ledger("AFTER_CLOSE")
+    assert store not in closed.created
+    closed.close()  # twice is fine
+
+
+def test_close_releases_the_ledgers_made_inside_the_scope():
+    opened = Scope()
+    made = weakref.ref(Ledger("RELEASED"))
+    opened.close()
+    gc.collect()
+    assert made() is None
+
+
+def test_operations_after_a_clear_inside_the_scope_are_counted():
+    namespace = KVNamespace(VirtualClock(), name="CLEARED_KV")
+    for index in range(3):
+        namespace.put(f"before{index}", "v")
+    scope = Scope()
+    namespace.ledger.clear()
+    namespace.put("after", "v")
+    scope.close()
+    assert [r.key for r in scope.records()] == ["after"]
+
+
+# --- classify_writes ----------------------------------------------------------------------------
+
+DAL_SOURCE = """
+def save(kv, key):
+    kv.put(key, "v")
+
+def remove(kv, key):
+    kv.delete(key)
+
+def read(kv, key):
+    kv.get(key)
+    kv.list()
+
+def through(callback, kv, key):
+    callback(kv, key)
+"""
+
+
+def _kv_writes(scope: Scope) -> list[ledger.OperationRecord]:
+    return scope.records(kind="kv")
+
+
+def test_classification_off_leaves_via_none(scope):
+    classify_writes(None)
+    namespace = KVNamespace(VirtualClock())
+    _module("off_dal", DAL_SOURCE).save(namespace, "k")
+    namespace.put("direct", "v")
+    (via_dal, direct) = _kv_writes(scope)
+    assert via_dal.via is None and direct.via is None
+    assert not via_dal.bypassed and not direct.bypassed
+
+
+def test_a_write_through_a_registered_module_names_it(scope, classified):
+    dal = _module("shop_dal", DAL_SOURCE)
+    classify_writes(("shop_dal",))
+    namespace = KVNamespace(VirtualClock())
+    dal.save(namespace, "k")
+    dal.remove(namespace, "k")
+    assert [(r.op, r.via, r.bypassed) for r in _kv_writes(scope)] == [
+        ("put", "shop_dal", False),
+        ("delete", "shop_dal", False),
+    ]
+
+
+def test_a_direct_write_is_a_bypass(scope, classified):
+    classify_writes(("shop_dal",))
+    namespace = KVNamespace(VirtualClock())
+    namespace.put("k", "v")
+    namespace.delete("k")
+    assert [(r.op, r.via, r.bypassed) for r in _kv_writes(scope)] == [
+        ("put", "", True),
+        ("delete", "", True),
+    ]
+
+
+def test_a_registered_module_matches_its_submodules_only(scope, classified):
+    sub = _module("shop.store.kv", DAL_SOURCE)
+    lookalike = _module("shopping", DAL_SOURCE)
+    classify_writes(("shop",))
+    namespace = KVNamespace(VirtualClock())
+    sub.save(namespace, "a")
+    lookalike.save(namespace, "b")
+    assert [(r.key, r.via) for r in _kv_writes(scope)] == [("a", "shop.store.kv"), ("b", "")]
+
+
+def test_the_stack_only_has_to_pass_through_the_module(scope, classified):
+    dal = _module("outer_dal", DAL_SOURCE)
+    helper = _module("plain_helper", DAL_SOURCE)
+    classify_writes(("outer_dal",))
+    namespace = KVNamespace(VirtualClock())
+    dal.through(helper.save, namespace, "k")  # outer_dal -> plain_helper -> kv.put
+    (record,) = _kv_writes(scope)
+    assert record.via == "outer_dal"
+    assert record.call_site.filename == "<plain_helper>"  # the caller is still the helper
+
+
+def test_reads_and_lists_are_never_classified(scope, classified):
+    dal = _module("read_dal", DAL_SOURCE)
+    classify_writes(("read_dal",))
+    namespace = KVNamespace(VirtualClock())
+    dal.read(namespace, "k")
+    namespace.get("k")
+    namespace.list()
+    assert [(r.op, r.via) for r in _kv_writes(scope)] == [
+        ("get", None),
+        ("list", None),
+        ("get", None),
+        ("list", None),
+    ]
+
+
+def test_durable_object_writes_are_never_classified(scope, classified):
+    classify_writes(("nothing_registered",))
+    cache = DurableObjectCache(VirtualClock())
+    cache.set("k", "v", ttl=60)
+    cache.delete("k")
+    assert [(r.op, r.via) for r in scope.records(kind="do")] == [("set", None), ("delete", None)]
+
+
+def test_no_registered_module_makes_every_write_a_bypass(scope, classified):
+    classify_writes(())
+    namespace = KVNamespace(VirtualClock())
+    _module("any_dal", DAL_SOURCE).save(namespace, "k")
+    assert [r.via for r in _kv_writes(scope)] == [""]
+
+
+def test_registering_again_forgets_the_previous_answers(scope, classified):
+    dal = _module("late_dal", DAL_SOURCE)
+    namespace = KVNamespace(VirtualClock())
+    classify_writes(("other",))
+    dal.save(namespace, "a")
+    classify_writes(("late_dal",))
+    namespace.clock.advance(2)
+    dal.save(namespace, "a")
+    assert [r.via for r in _kv_writes(scope)] == ["", "late_dal"]
+
+
+def test_refused_writes_are_classified_too(scope, classified):
+    dal = _module("refused_dal", DAL_SOURCE)
+    classify_writes(("refused_dal",))
+    namespace = KVNamespace(VirtualClock())
+    dal.save(namespace, "k")
+    with pytest.raises(Exception, match="429"):
+        dal.save(namespace, "k")  # same key within a second
+    assert [(r.ok, r.via) for r in _kv_writes(scope)] == [
+        (True, "refused_dal"),
+        (False, "refused_dal"),
+    ]
