@@ -10,6 +10,7 @@ import builtins
 import json
 import math
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring
@@ -144,21 +145,44 @@ class RedisEngine:
     """Entries as redis strings under ``prefix``, one per key, via any ``redis.Redis`` client.
 
     Expiry is decided by the DurableObjectCache against the virtual clock, never by the
-    server's clock: no redis TTL is ever set, so this engine and MemoryEngine agree exactly.
-    ``clear()`` deletes only keys under ``prefix`` (SCAN, never FLUSHDB). Needs redis >= 6.2
-    (``SET ... GET``, ``GETDEL``); the default client is a private in-process fakeredis.
+    server's clock, so this engine and MemoryEngine agree exactly. The server's clock only
+    cleans up: every key carries a real-time TTL of ``cleanup_after_s`` (a day by default),
+    far beyond any test, so a run that crashed before ``clear()`` leaves nothing behind for
+    long. ``clear()`` deletes only keys under ``prefix`` (SCAN, never FLUSHDB). Needs redis
+    >= 6.2 (``SET ... GET``, ``GETDEL``); the default client is a private in-process fakeredis.
     """
 
-    __slots__ = ("_key_prefix", "client", "prefix")
+    __slots__ = ("_key_prefix", "cleanup_after_s", "client", "prefix")
 
-    def __init__(self, client: redis.Redis | None = None, *, prefix: str = "dualcache:do:") -> None:
+    def __init__(
+        self,
+        client: redis.Redis | None = None,
+        *,
+        prefix: str = "dualcache:do:",
+        cleanup_after_s: int = 86_400,
+    ) -> None:
         if client is None:
             import fakeredis  # lazily: importing this module must not import redis
 
             client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
         self.client = client
         self.prefix = prefix
+        self.cleanup_after_s = cleanup_after_s
         self._key_prefix = _utf8(prefix)
+
+    @classmethod
+    def on_server(cls, url: str) -> RedisEngine:
+        """An engine on the server at ``url`` under a fresh prefix of its own.
+
+        Engines on one URL share one connection pool; distinct prefixes keep tests, and
+        pytest-xdist workers, from seeing each other's keys.
+        """
+        client = _SERVER_CLIENTS.get(url)
+        if client is None:
+            import redis as redis_module
+
+            client = _SERVER_CLIENTS[url] = redis_module.Redis.from_url(url)
+        return cls(client, prefix=f"dualcache:{uuid.uuid4().hex}:")
 
     def get(self, key: str, /) -> Entry | None:
         """The entry stored under ``key``, or None."""
@@ -166,7 +190,9 @@ class RedisEngine:
 
     def set(self, key: str, entry: Entry, /) -> Entry | None:
         """Store ``entry`` under ``key`` and return the entry it replaced, or None."""
-        raw = self.client.set(self._key_prefix + _utf8(key), _encode_entry(entry), get=True)
+        raw = self.client.set(
+            self._key_prefix + _utf8(key), _encode_entry(entry), ex=self.cleanup_after_s, get=True
+        )
         return _decode_entry(raw)
 
     def delete(self, key: str, /) -> Entry | None:
@@ -197,6 +223,9 @@ class RedisEngine:
 
     def __repr__(self) -> str:
         return f"RedisEngine({self.client!r}, prefix={self.prefix!r})"
+
+
+_SERVER_CLIENTS: dict[str, Any] = {}
 
 
 def _utf8(text: str) -> bytes:

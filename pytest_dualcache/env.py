@@ -93,12 +93,10 @@ class DualCacheEnv:
         cls, settings: DualCacheSettings, clock: VirtualClock | None = None
     ) -> DualCacheEnv:
         """The env the ``dualcache_env`` fixture builds from the resolved ini settings."""
-        return cls(
-            clock,
-            names=settings.names,
-            kv_plan=settings.kv_plan,
-            do_engine=settings.do_engine,
-        )
+        engine: str | DOEngine = settings.do_engine
+        if settings.redis_url:
+            engine = RedisEngine.on_server(settings.redis_url)
+        return cls(clock, names=settings.names, kv_plan=settings.kv_plan, do_engine=engine)
 
     def add_kv_namespace(self, name: str, *, plan: KVPlan | None = None) -> KVNamespace:
         """Bind another KV namespace under ``name`` (sharing this env's clock)."""

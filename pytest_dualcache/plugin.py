@@ -67,6 +67,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="hypothesis examples per property and state-machine test (default: 25)",
     )
     group.addoption(
+        "--dualcache-redis-url",
+        metavar="URL",
+        help="run the DO cache's redis engine on this server (default: $DUALCACHE_REDIS_URL, "
+        "else an in-process fakeredis); each env gets its own key prefix and cleans up",
+    )
+    group.addoption(
         "--dualcache-report",
         metavar="PATH",
         help="write the KV report (per test and totals) as JSON to PATH",
@@ -192,8 +198,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if settings is None or not settings.enabled:
         return None
     factories = ", ".join(config.stash.get(FACTORIES_KEY, {}))
+    engine = settings.do_engine + (f" on {settings.redis_url}" if settings.redis_url else "")
     return (
-        f"dualcache: KV plan {settings.kv_plan}, DO engine {settings.do_engine}, "
+        f"dualcache: KV plan {settings.kv_plan}, DO engine {engine}, "
         f"bindings {settings.names.do}/{settings.names.kv}, flag {settings.names.flag}; "
         f"contract suite against: {factories}"
     )

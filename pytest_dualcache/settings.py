@@ -7,6 +7,7 @@ This module imports no backend: a session that does not use the plugin pays for 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from .limits import KVPlan
 
 KV_PLAN_CHOICES = ("free", "paid", "unlimited")
+REDIS_URL_VARIABLE = "DUALCACHE_REDIS_URL"
 DO_ENGINE_CHOICES = ("memory", "redis")
 
 #: ini key -> (default, help). The ini keys are public API: keep the names.
@@ -74,6 +76,8 @@ class DualCacheSettings:
     do_engine: str = "memory"
     #: Hypothesis examples per property / state-machine test of the contract suite.
     examples: int = 25
+    #: A real Redis server for the DO cache (the redis engine); None: fakeredis.
+    redis_url: str | None = None
 
 
 def _ini(config: pytest.Config, name: str) -> tuple[str, str]:
@@ -109,10 +113,34 @@ def resolve_settings(config: pytest.Config) -> DualCacheSettings:
             f"got {do}, {kv}, {flag}"
         )
     names = BindingNames(do=do, kv=kv, flag=flag)
+    redis_url = _redis_url(config)
     return DualCacheSettings(
         enabled=bool(config.getoption("dualcache", default=False)),
         names=names,
         kv_plan=_choice(config, "dualcache_kv_plan", KV_PLAN_CHOICES),  # type: ignore[arg-type]
-        do_engine=_choice(config, "dualcache_do_engine", DO_ENGINE_CHOICES),
+        do_engine="redis"
+        if redis_url
+        else _choice(config, "dualcache_do_engine", DO_ENGINE_CHOICES),
         examples=config.getoption("dualcache_examples", default=None) or 25,
+        redis_url=redis_url,
     )
+
+
+def _redis_url(config: pytest.Config) -> str | None:
+    """``--dualcache-redis-url``, else ``$DUALCACHE_REDIS_URL``; checked with a PING."""
+    url = config.getoption("dualcache_redis_url", default=None)
+    source = "--dualcache-redis-url"
+    if not url:
+        url, source = os.environ.get(REDIS_URL_VARIABLE, ""), f"${REDIS_URL_VARIABLE}"
+    url = url.strip()
+    if not url:
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise pytest.UsageError(f"{source}: {url!r} is not a redis://, rediss:// or unix:// URL")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        raise pytest.UsageError(f"{source}: cannot reach Redis at {url}: {exc}") from None
+    return url
