@@ -188,7 +188,8 @@ class StateMachineClauses:
         run_state_machine_as_test(
             lambda: DualCacheMachine(contract),
             settings=settings(
-                max_examples=contract.settings.examples,
+                # Interleavings are where rare bugs hide: four times the property clauses' runs.
+                max_examples=4 * contract.settings.examples,
                 stateful_step_count=40,
                 deadline=None,
                 derandomize=True,
