@@ -210,6 +210,10 @@ class KVNamespace(InjectsFaults):
     ``plan`` picks the daily quotas (``free``, ``paid``, ``unlimited``); ``unlimited`` also
     lifts the 1-write-per-second-per-key rate limit, leaving only validation and recording.
     ``fail()``, ``recover()`` and ``outage()`` make operations fail with a 503 ``KVError``.
+
+    With ``eventual_consistency_s`` > 0, ``kv.at("remote")`` is a view from another location
+    that sees the namespace as it was that many seconds ago (Cloudflare documents up to 60 s
+    for a write to reach other locations); the namespace itself reads its own writes at once.
     """
 
     def __init__(
@@ -219,9 +223,17 @@ class KVNamespace(InjectsFaults):
         name: str = "CACHE_KV",
         plan: KVPlan = "free",
         ledger: Ledger | None = None,
+        eventual_consistency_s: float = 0,
     ) -> None:
         if plan not in KV_PLANS:
             raise ValueError(f"KV plan must be one of {', '.join(KV_PLANS)}, got {plan!r}")
+        if not (isinstance(eventual_consistency_s, int | float) and eventual_consistency_s >= 0):
+            raise ValueError(
+                f"eventual_consistency_s must be >= 0 seconds, got {eventual_consistency_s!r}"
+            )
+        self.eventual_consistency_s = eventual_consistency_s
+        # key -> (entry before the oldest write still propagating, [(write time, entry after)])
+        self._propagating: dict[str, tuple[Any, list[tuple[float, Any]]]] = {}
         self.name = name
         self.plan = plan
         self.clock = clock
@@ -271,6 +283,7 @@ class KVNamespace(InjectsFaults):
             self._validate_key("DELETE", key)
             self._raise_injected_fault("delete")
             self._check_quota("delete", now)
+            self._note_propagating(key, None, now)
             self._entries.pop(key, None)
         except Exception as exc:
             self.ledger.record("delete", _key_text(key), now, 0, False, str(exc))
@@ -284,11 +297,12 @@ class KVNamespace(InjectsFaults):
         prefix: str | None = None,
         limit: int = KV_MAX_LIST_LIMIT,
         cursor: str | None = None,
+        _remote: bool = False,
     ) -> KVListResult:
         """One page of live keys in UTF-8 byte order, starting after ``cursor``."""
         now = self.clock.now()
         try:
-            result = self._list(prefix, limit, cursor, now)
+            result = self._list(prefix, limit, cursor, now, remote=_remote)
         except Exception as exc:
             self.ledger.record("list", _key_text(prefix or ""), now, 0, False, str(exc))
             raise
@@ -360,11 +374,42 @@ class KVNamespace(InjectsFaults):
             if last is not None and now - last < KV_SAME_KEY_WRITE_INTERVAL_S:
                 raise _kv_error(KVRateLimitError, "PUT", "rate_limited")
             self._last_write_at[key] = now
-        self._entries[key] = (value, expires_at, metadata_json, nbytes)
+        entry = (value, expires_at, metadata_json, nbytes)
+        if self.eventual_consistency_s:
+            self._note_propagating(key, entry, now)
+        self._entries[key] = entry
         self._used_today["write"] += 1
         return nbytes
 
-    def _read(self, key: str, type: str, *, with_metadata: bool) -> Any:
+    # --- eventual consistency -----------------------------------------------------------
+
+    def at(self, location: str) -> KVNamespace | KVLocation:
+        """This namespace as seen from ``location``: "local" is itself, any other lags."""
+        return self if location == "local" else KVLocation(self, location)
+
+    def _note_propagating(self, key: str, entry: Any, now: float) -> None:
+        if not self.eventual_consistency_s:
+            return
+        base, writes = self._propagating.get(key, (self._entries.get(key), []))
+        writes.append((now, entry))
+        self._propagating[key] = (base, writes)
+
+    def _remote_entry(self, key: str, now: float) -> Any:
+        """The entry a lagging location sees: the last write that reached it, if any."""
+        known = self._propagating.get(key)
+        if known is None:
+            return self._entries.get(key)
+        cutoff = now - self.eventual_consistency_s
+        base, writes = known
+        while writes and writes[0][0] <= cutoff:
+            base = writes.pop(0)[1]
+        if writes:
+            self._propagating[key] = (base, writes)
+        else:
+            del self._propagating[key]
+        return base
+
+    def _read(self, key: str, type: str, *, with_metadata: bool, remote: bool = False) -> Any:
         now = self.clock.now()
         try:
             if type not in _GET_TYPES:
@@ -372,9 +417,10 @@ class KVNamespace(InjectsFaults):
             self._validate_key("GET", key)
             self._raise_injected_fault("get")
             self._check_quota("read", now)
-            entry = self._entries.get(key)
+            entry = self._remote_entry(key, now) if remote else self._entries.get(key)
             if entry is not None and entry[1] is not None and now >= entry[1]:
-                del self._entries[key]
+                if not remote:
+                    del self._entries[key]
                 entry = None
             self._used_today["read"] += 1
             if entry is None:
@@ -394,7 +440,13 @@ class KVNamespace(InjectsFaults):
         return KVValueWithMetadata(value, metadata) if with_metadata else value
 
     def _list(
-        self, prefix: str | None, limit: object, cursor: str | None, now: float
+        self,
+        prefix: str | None,
+        limit: object,
+        cursor: str | None,
+        now: float,
+        *,
+        remote: bool = False,
     ) -> KVListResult:
         parsed_limit = js_parse_int(limit)
         if parsed_limit is None or parsed_limit < 1:
@@ -416,12 +468,21 @@ class KVNamespace(InjectsFaults):
         self._check_quota("list", now)
         for key in [k for k, entry in self._entries.items() if _expired(entry[1], now)]:
             del self._entries[key]
+        entries = self._entries
+        if remote and self._propagating:
+            entries = dict(entries)
+            for key in list(self._propagating):
+                seen = self._remote_entry(key, now)
+                if seen is None or _expired(seen[1], now):
+                    entries.pop(key, None)
+                else:
+                    entries[key] = seen
         wanted = prefix or ""
-        names = sorted(k for k in self._entries if k.startswith(wanted) and k > start_after)
+        names = sorted(k for k in entries if k.startswith(wanted) and k > start_after)
         page = names[:parsed_limit]
         keys = []
         for name in page:
-            _, expires_at, metadata_json, _ = self._entries[name]
+            _, expires_at, metadata_json, _ = entries[name]
             metadata = None if metadata_json is None else json.loads(metadata_json)
             keys.append(KVKey(name, expires_at, metadata))
         if len(names) > parsed_limit:
@@ -549,3 +610,44 @@ def _decode_cursor(cursor: str | None) -> str:
         return base64.b64decode(cursor, validate=True).decode("utf-8", "surrogatepass")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise _kv_error(KVValidationError, "LIST", "cursor_invalid", raw=repr(cursor)) from None
+
+
+class KVLocation:
+    """A namespace seen from another location: reads lag by ``eventual_consistency_s``.
+
+    Writes go to the namespace itself (KV has one central store); every operation is
+    recorded and limited exactly as on the namespace.
+    """
+
+    def __init__(self, namespace: KVNamespace, location: str) -> None:
+        self.namespace = namespace
+        self.location = location
+
+    def get(self, key: str, type: GetType = "text") -> Any:
+        """The value as this location sees it (possibly the one before a recent write)."""
+        return self.namespace._read(key, type, with_metadata=False, remote=True)
+
+    def get_with_metadata(self, key: str, type: GetType = "text") -> KVValueWithMetadata:
+        """Value and metadata as this location sees them."""
+        return self.namespace._read(key, type, with_metadata=True, remote=True)
+
+    def list(
+        self,
+        *,
+        prefix: str | None = None,
+        limit: int = KV_MAX_LIST_LIMIT,
+        cursor: str | None = None,
+    ) -> KVListResult:
+        """A page of keys as this location sees them."""
+        return self.namespace.list(prefix=prefix, limit=limit, cursor=cursor, _remote=True)
+
+    def put(self, key: str, value: str | bytes, **options: Any) -> None:
+        """Write through to the namespace."""
+        self.namespace.put(key, value, **options)
+
+    def delete(self, key: str) -> None:
+        """Delete through to the namespace."""
+        self.namespace.delete(key)
+
+    def __repr__(self) -> str:
+        return f"<KVLocation {self.location} of {self.namespace.name}>"
