@@ -8,7 +8,6 @@ Cloudflare's documented limits. Every operation is recorded in ``ledger``.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import re
@@ -20,6 +19,7 @@ from .clock import VirtualClock
 from .faults import FaultInjector, InjectsFaults
 from .ledger import Ledger
 from .limits import (
+    KV_BINDING_MESSAGES,
     KV_DAILY_QUOTAS,
     KV_FAILED_PREFIX,
     KV_MAX_KEY_BYTES,
@@ -53,6 +53,14 @@ class KVError(Exception):
 
 class KVValidationError(KVError, ValueError):
     """Bad key, value, metadata, expiration or list option (400, 413 or 414)."""
+
+
+class KVBindingError(KVValidationError, TypeError):
+    """Refused by the Workers binding itself (a JavaScript TypeError): "" or "." keys, or an
+    option outside the 32-bit integer range. ``status`` is 400 by our convention."""
+
+    def __init__(self, reason: str, **figures: object) -> None:
+        super().__init__(400, KV_BINDING_MESSAGES[reason].format(**figures))
 
 
 class KVRateLimitError(KVError):
@@ -106,21 +114,40 @@ def utf8_length(text: str) -> int:
 #: (UTF-8 takes at most 4 bytes a code point), so its length needs no encoding.
 _SURELY_SHORT_KEY_CHARS = KV_MAX_KEY_BYTES // 4
 
-_JS_INT_PREFIX = re.compile(r"\s*([+-]?\d+)")
+_JS_NUMBER = re.compile(
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|Infinity)|0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+"
+)
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
-def js_parse_int(raw: object) -> int | None:
-    """JavaScript ``parseInt(String(raw))``: the leading integer, or None for NaN."""
+def js_number(raw: object) -> float:
+    """JavaScript ``Number(raw)`` for what a Python Worker can pass: NaN when unreadable."""
     if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float):
-        raw = js_number_text(raw)
+        return 1.0 if raw else 0.0
+    if isinstance(raw, int | float):
+        return float(raw)
     if isinstance(raw, str):
-        match = _JS_INT_PREFIX.match(raw)
-        return int(match.group(1)) if match else None
-    return None
+        text = raw.strip()
+        if text == "":
+            return 0.0
+        if not _JS_NUMBER.fullmatch(text):
+            return math.nan
+        if text[:2].lower() in ("0x", "0o", "0b"):
+            return float(int(text, 0))
+        return float(text.replace("Infinity", "inf"))
+    return math.nan
+
+
+def js_int32_option(raw: object) -> int:
+    """A numeric option as the Workers binding passes it on: ``Number()``, NaN and infinities
+    as 0, truncated; outside the 32-bit range it refuses the call (a TypeError)."""
+    number = js_number(raw)
+    if not math.isfinite(number):
+        return 0
+    value = math.trunc(number)
+    if not _INT32_MIN <= value <= _INT32_MAX:
+        raise KVBindingError("int32_range")
+    return value
 
 
 def js_number_text(raw: object) -> str:
@@ -358,7 +385,10 @@ class KVNamespace(InjectsFaults):
                 "KV put() accepts only strings and bytes-like objects as values, "
                 f"got {type(value).__name__}"
             )
-        if expiration_ttl.__class__ is int and expiration_ttl >= KV_MIN_EXPIRATION_TTL_S:
+        if (
+            expiration_ttl.__class__ is int
+            and KV_MIN_EXPIRATION_TTL_S <= expiration_ttl <= _INT32_MAX
+        ):
             expires_at: int | None = math.floor(now) + expiration_ttl  # the common case
         else:
             expires_at = self._expiration(expiration, expiration_ttl, now)
@@ -448,21 +478,21 @@ class KVNamespace(InjectsFaults):
         *,
         remote: bool = False,
     ) -> KVListResult:
-        parsed_limit = js_parse_int(limit)
-        if parsed_limit is None or parsed_limit < 1:
-            raise _kv_error(
-                KVValidationError, "LIST", "list_limit_small", raw=js_number_text(limit)
-            )
+        # The binding drops a limit below 1 (or unreadable) and asks for the default page.
+        number = js_number(limit)
+        parsed_limit = math.trunc(number) if math.isfinite(number) else 0
+        if parsed_limit < 1:
+            parsed_limit = KV_MAX_LIST_LIMIT
         if parsed_limit > KV_MAX_LIST_LIMIT:
             raise _kv_error(
                 KVValidationError,
-                "LIST",
+                "GET",  # the binding reports list failures as "KV GET failed"
                 "list_limit_large",
-                raw=js_number_text(limit),
+                raw=parsed_limit,
                 limit=KV_MAX_LIST_LIMIT,
             )
         if prefix is not None:
-            self._validate_key_length("LIST", prefix)
+            self._validate_key_length("GET", prefix)
         start_after = _decode_cursor(cursor)
         self._raise_injected_fault("list")
         self._check_quota("list", now)
@@ -494,30 +524,28 @@ class KVNamespace(InjectsFaults):
     ) -> int | None:
         whole_now = math.floor(now)
         if expiration_ttl is not None:
-            ttl = js_parse_int(expiration_ttl)
-            raw = js_number_text(expiration_ttl)
-            if ttl is None or ttl <= 0:
-                raise _kv_error(KVValidationError, "PUT", "ttl_not_positive", raw=raw)
+            ttl = js_int32_option(expiration_ttl)
+            if ttl <= 0:
+                raise _kv_error(KVValidationError, "PUT", "ttl_not_positive", raw=ttl)
             if ttl < KV_MIN_EXPIRATION_TTL_S:
                 raise _kv_error(
                     KVValidationError,
                     "PUT",
                     "ttl_too_small",
-                    raw=raw,
+                    raw=ttl,
                     limit=KV_MIN_EXPIRATION_TTL_S,
                 )
             return whole_now + ttl
         if expiration is not None:
-            at = js_parse_int(expiration)
-            raw = js_number_text(expiration)
-            if at is None or at <= whole_now:
-                raise _kv_error(KVValidationError, "PUT", "expiration_past", raw=raw)
+            at = js_int32_option(expiration)
+            if at <= whole_now:
+                raise _kv_error(KVValidationError, "PUT", "expiration_past", raw=at)
             if at < whole_now + KV_MIN_EXPIRATION_TTL_S:
                 raise _kv_error(
                     KVValidationError,
                     "PUT",
                     "expiration_too_soon",
-                    raw=raw,
+                    raw=at,
                     limit=KV_MIN_EXPIRATION_TTL_S,
                 )
             return at
@@ -529,9 +557,9 @@ class KVNamespace(InjectsFaults):
         if not isinstance(key, str):
             raise TypeError(f"KV keys must be str, got {type(key).__name__}")
         if key == "":
-            raise _kv_error(KVValidationError, op, "key_empty")
+            raise KVBindingError("key_empty")
         if key == "." or key == "..":
-            raise _kv_error(KVValidationError, op, "key_dot", key=key)
+            raise KVBindingError("key_dot", key=key)
         self._validate_key_length(op, key)
 
     @staticmethod
@@ -567,7 +595,7 @@ class KVNamespace(InjectsFaults):
 
 
 def _unavailable(op: str) -> KVError:
-    return _kv_error(KVError, op.upper(), "unavailable")
+    return _kv_error(KVError, "GET" if op == "list" else op.upper(), "unavailable")
 
 
 def _expired(expires_at: int | None, now: float) -> bool:
@@ -595,8 +623,14 @@ def _decode(stored: str | bytes, type: str) -> Any:
     if type == "text":
         return stored if isinstance(stored, str) else stored.decode("utf-8", "replace")
     if type == "json":
-        return json.loads(stored)
+        return json.loads(stored, parse_constant=_reject_js_constant)
     return stored.encode("utf-8", "surrogatepass") if isinstance(stored, str) else stored
+
+
+def _reject_js_constant(name: str) -> None:
+    raise json.JSONDecodeError(
+        f"Unexpected token '{name[0]}', \"{name}\" is not valid JSON", name, 0
+    )
 
 
 def _encode_cursor(last_key: str) -> str:
@@ -604,12 +638,12 @@ def _encode_cursor(last_key: str) -> str:
 
 
 def _decode_cursor(cursor: str | None) -> str:
-    if cursor is None or cursor == "":
+    """The key a cursor starts after, decoded as leniently as Node's ``Buffer`` does."""
+    if not cursor:
         return ""
-    try:
-        return base64.b64decode(cursor, validate=True).decode("utf-8", "surrogatepass")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _kv_error(KVValidationError, "LIST", "cursor_invalid", raw=repr(cursor)) from None
+    alphabet = re.sub(r"[^A-Za-z0-9+/]", "", cursor.replace("-", "+").replace("_", "/"))
+    raw = base64.b64decode(alphabet + "=" * (-len(alphabet) % 4)) if len(alphabet) % 4 != 1 else b""
+    return raw.decode("utf-8", "replace")
 
 
 class KVLocation:

@@ -20,6 +20,8 @@ KV_MAX_VALUE_BYTES: Final = 25 * 1024 * 1024
 KV_MAX_METADATA_BYTES: Final = 1024
 #: expirationTtl and expiration must be at least 60 s ahead (docs "Expiring keys").
 KV_MIN_EXPIRATION_TTL_S: Final = 60
+#: cacheTtl on reads: at least 30 s (docs "Minimum cacheTtl 30 seconds"; Miniflare agrees).
+KV_MIN_CACHE_TTL_S: Final = 30
 #: list() returns at most 1,000 keys per page (docs "list() method"; Miniflare MAX_LIST_KEYS).
 KV_MAX_LIST_LIMIT: Final = 1000
 #: Writes to the same key: 1 per second, on every plan (docs "Writes to same key 1 per second").
@@ -56,8 +58,6 @@ DO_SOFT_REQUESTS_PER_S: Final = 1000
 
 KV_FAILED_PREFIX: Final = "KV {op} failed: {status} "
 KV_MESSAGES: Final = {
-    "key_empty": (400, "Key names must not be empty"),
-    "key_dot": (400, 'Illegal key name "{key}". Please use a different name.'),
     "key_length": (
         414,
         "UTF-8 encoded length of {length} exceeds key length limit of {limit}.",
@@ -82,18 +82,24 @@ KV_MESSAGES: Final = {
         "Invalid expiration of {raw}. Expiration times must be at least {limit} seconds "
         "in the future.",
     ),
-    "list_limit_small": (
-        400,
-        "Invalid key_count_limit of {raw}. Please specify an integer greater than 0.",
-    ),
     "list_limit_large": (
         400,
         "Invalid key_count_limit of {raw}. Please specify an integer less than {limit}.",
     ),
-    "cursor_invalid": (400, "Invalid cursor {raw}."),
+    "cache_ttl_too_small": (
+        400,
+        "Invalid cache_ttl of {raw}. Cache TTL must be at least {limit}.",
+    ),
     "rate_limited": (429, "Too Many Requests"),
     # Ours, for injected faults (kv.fail()/outage()): what an unreachable KV answers.
     "unavailable": (503, "Service Unavailable"),
+}
+#: Refused by the Workers runtime's binding itself, before any request: a ``TypeError``
+#: in JavaScript, a ``KVBindingError`` (a TypeError) here, without the "KV PUT failed" prefix.
+KV_BINDING_MESSAGES: Final = {
+    "key_empty": "Key name cannot be empty.",
+    "key_dot": '"{key}" is not allowed as a key name.',
+    "int32_range": "Value out of range. Must be between -2147483648 and 2147483647 (inclusive).",
 }
 #: Daily quota exhaustion, as the Workers runtime words it ("KV put() limit exceeded for
 #: the day."); the status is the 429 Cloudflare answers with.

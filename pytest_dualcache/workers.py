@@ -9,11 +9,21 @@ Options may be given as keywords or as one JS-style options dict.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .durable import DurableObjectCache
-from .kv import KVListResult, KVNamespace, KVValueWithMetadata
+from .kv import (
+    KVListResult,
+    KVNamespace,
+    KVValidationError,
+    KVValueWithMetadata,
+    _kv_error,
+    js_number,
+    js_number_text,
+)
+from .limits import KV_MIN_CACHE_TTL_S
 
 if TYPE_CHECKING:
     from .env import DualCacheEnv
@@ -33,6 +43,18 @@ def _options(options: Mapping[str, Any] | str | None, keywords: dict[str, Any]) 
 
 
 def _get_type(options: dict[str, Any]) -> str:
+    """The sync face's type for a read's options, after checking ``cacheTtl`` as KV does."""
+    cache_ttl = options.get("cacheTtl")
+    if cache_ttl is not None:
+        number = js_number(cache_ttl)
+        if math.isnan(number) or number < KV_MIN_CACHE_TTL_S:
+            raise _kv_error(
+                KVValidationError,
+                "GET",
+                "cache_ttl_too_small",
+                raw=js_number_text(cache_ttl),
+                limit=KV_MIN_CACHE_TTL_S,
+            )
     js_type = options.get("type", "text")
     try:
         return _JS_GET_TYPES[js_type]
@@ -44,7 +66,7 @@ def _get_type(options: dict[str, Any]) -> str:
 
 
 class WorkersKV:
-    """A KV binding as a Python Worker sees it; ``cacheTtl`` is accepted and ignored."""
+    """A KV binding as a Python Worker sees it; ``cacheTtl`` is checked (>= 30) and ignored."""
 
     __slots__ = ("namespace",)
 

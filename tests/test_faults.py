@@ -20,7 +20,7 @@ def test_kv_outage_fails_every_operation_with_a_503_and_changes_nothing(kv):
             (lambda: kv.put("k", "new"), "KV PUT failed: 503 Service Unavailable"),
             (lambda: kv.get("k"), "KV GET failed: 503 Service Unavailable"),
             (lambda: kv.delete("k"), "KV DELETE failed: 503 Service Unavailable"),
-            (lambda: kv.list(), "KV LIST failed: 503 Service Unavailable"),
+            (lambda: kv.list(), "KV GET failed: 503 Service Unavailable"),
         ]:
             with pytest.raises(KVError) as raised:
                 call()

@@ -244,9 +244,9 @@ def test_list_rejects_unknown_options(wenv):
 
 def test_list_rejects_a_bad_limit_like_the_sync_face(env, wenv):
     with pytest.raises(KVValidationError) as sync_error:
-        env.kv.list(limit=0)
+        env.kv.list(limit=1001)
     with pytest.raises(KVValidationError) as async_error:
-        run(wenv.CACHE_KV.list(limit=0))
+        run(wenv.CACHE_KV.list(limit=1001))
     assert str(async_error.value) == str(sync_error.value)
 
 
@@ -459,3 +459,16 @@ def test_worker_style_dal_falls_back_to_kv_after_the_do_entry_expires(env, wenv)
     env.clock.advance(60)
     assert run(dal.get_quote("AAPL")) == {"price": 189.5}
     assert env.kv.ledger.counts()["get"] == 1
+
+
+@pytest.mark.parametrize("cache_ttl", [10, 29, "abc"])
+def test_a_cache_ttl_under_30_seconds_is_refused_as_kv_does(wenv, cache_ttl):
+    with pytest.raises(KVValidationError) as raised:
+        run(wenv.CACHE_KV.get("k", cacheTtl=cache_ttl))
+    assert str(raised.value).startswith(f"KV GET failed: 400 Invalid cache_ttl of {cache_ttl}.")
+    assert str(raised.value).endswith("Cache TTL must be at least 30.")
+
+
+def test_a_cache_ttl_of_30_seconds_or_more_is_accepted_and_ignored(env, wenv):
+    env.kv.put("k", "v")
+    assert run(wenv.CACHE_KV.get("k", {"cacheTtl": 30, "type": "text"})) == "v"
