@@ -377,7 +377,8 @@ class CacheAbstraction:
         do_stamp: list[float] = [-math.inf, 0]
         do_expiry = 0.0
         if record is not None and record.get("g") == view.generation:
-            do_text, do_stamp, do_expiry = _json_text(record["v"]), record["s"], record["e"]
+            # Written by a put that checked it: serialize again without re-checking.
+            do_text, do_stamp, do_expiry = _dumps(record["v"]), record["s"], record["e"]
         if not self._view_degraded():
             return do_text, do_expiry
         copy_text, copy_expiry, copy_stamp = self._kv_copy_with_stamp(key, view, "do")
@@ -616,12 +617,16 @@ def _checked_ttl(ttl: object, name: str) -> int:
     return ttl
 
 
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _json_text(value: object) -> str:
     problem = json_problem(value)
     if problem:
         raise CacheInputError(f"not storable as strict JSON: {problem}")
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = _dumps(value)
     except ValueError as exc:  # e.g. an int beyond sys.get_int_max_str_digits()
         raise CacheInputError(f"not storable as JSON: {exc}") from None
     size = utf8_length(text)

@@ -185,8 +185,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
-    """Under ``--dualcache``, add the shipped contract suite (before -k, -m and --lf select)."""
-    if FACTORIES_KEY not in session.config.stash:
+    """Under ``--dualcache``, add the shipped contract suite (before -k, -m and --lf select).
+
+    Not when the command line names only node ids (``file.py::test``): those tests were chosen.
+    """
+    config = session.config
+    if FACTORIES_KEY not in config.stash:
+        return
+    if (
+        config.args_source == pytest.Config.ArgsSource.ARGS
+        and config.args
+        and all("::" in arg for arg in config.args)
+    ):
         return
     from .contracts import collected_suite
 

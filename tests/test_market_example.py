@@ -1,0 +1,180 @@
+"""The market DAL example (examples/market_dal) and its CI workflow, as users run them.
+
+The example runs from a copy, in a subprocess, with its own pyproject.toml: the contract
+suite against the migrated and worker DALs and the simulated weeks must pass; the legacy
+trading day must fail its budget with the seed's "before" figure and name its bypassing
+call sites; every pytest command of the CI workflow must be one the plugin accepts.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "market_dal"
+WORKFLOW = ROOT / "examples" / "ci" / "dualcache.yml"
+CONTRACT_TEST = re.compile(r"contracts/test_registered\.py::\S+::(test_\w+)\[(migrated|worker)\b")
+LEGACY_SITES = {
+    "tft_trading/legacy/kv_utils.py:put_with_ttl",
+    "tft_trading/legacy/dal.py:_write",
+}
+
+
+@pytest.fixture
+def example(pytester: pytest.Pytester) -> pytest.Pytester:
+    """The pytester directory holding a copy of the example project (its ini file included)."""
+    shutil.copytree(
+        EXAMPLE,
+        pytester.path,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis", "*.json"),
+    )
+    return pytester
+
+
+def test_example_passes_the_contract_suite_and_its_kv_budgets(example: pytest.Pytester) -> None:
+    result = example.runpytest_subprocess("--dualcache", "-v", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == 0
+    clauses: dict[str, set[str]] = {"migrated": set(), "worker": set()}
+    for line in result.outlines:
+        match = CONTRACT_TEST.search(line)
+        if match and "PASSED" in line:
+            clauses[match.group(2)].add(match.group(1))
+    assert clauses["migrated"] and clauses["migrated"] == clauses["worker"]
+    assert {name.split("_")[1] for name in clauses["worker"]} >= {"TTL", "SER", "FB", "FLIP"}
+    result.stdout.fnmatch_lines(
+        [
+            "*test_a_trading_week_stays_under_50_kv_writes_a_day?migrated? PASSED*",
+            "*test_a_trading_week_stays_under_50_kv_writes_a_day?worker? PASSED*",
+            "*test_rollback_drill_mid_day_reports_its_kv_writes?migrated? PASSED*",
+            "*test_rollback_drill_mid_day_reports_its_kv_writes?worker? PASSED*",
+        ],
+        consecutive=False,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*= dualcache KV report =*",
+            "KV operations: * writes*",
+            "DO operations: *hit rate*",
+            "writes by route: DO *",
+            "KV writes bypassing the cache layer: 0 rejected, * allowed",
+            "tests over budget: 0",
+        ],
+        consecutive=False,
+    )
+
+
+def test_legacy_day_fails_the_budget_and_names_its_bypasses(example: pytest.Pytester) -> None:
+    result = example.runpytest_subprocess(
+        "--dualcache", "before_migration.py", "-k", "legacy_trading_day", "-p", "no:cacheprovider"
+    )
+    output = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output[-3000:]
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] == 1 and outcomes.get("passed", 0) == 0
+    headline = re.search(
+        r"expected at most 50 KV writes on 2026-01-0(\d) \(UTC\), (\d+) were made", output
+    )
+    assert headline, output[-3000:]
+    day, made = int(headline.group(1)), int(headline.group(2))
+    assert day == 5  # the clock's first day, Monday 2026-01-05
+    assert 300 <= made <= 999  # the seed's "before": hundreds of KV writes a day
+    rejected = {
+        f"{path}:{function}": int(count)
+        for count, path, function in re.findall(
+            r"^  rejected: +(\d+) x put at (\S+?):\d+:(\w+)$", output, re.MULTILINE
+        )
+    }
+    assert set(rejected) == LEGACY_SITES
+    allowed = re.search(
+        r"KV writes bypassing the cache layer: (\d+) rejected, (\d+) allowed", output
+    )
+    assert allowed and int(allowed.group(1)) == sum(rejected.values())
+    # The day's other KV write is the analysis cache's route marker (through the cache layer).
+    assert sum(rejected.values()) + int(allowed.group(2)) == made - 1
+    result.stdout.fnmatch_lines(
+        [
+            "tests over budget: 1",
+            "  before_migration.py::test_legacy_trading_day_under_50_kv_writes",
+        ]
+    )
+
+
+# --- the CI workflow ---------------------------------------------------------------------------
+
+
+def pytest_arguments(script: str) -> list[list[str]]:
+    """The arguments of every pytest command in a ``run:`` script, in order."""
+    commands = []
+    for line in script.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        for index, word in enumerate(words):
+            if word == "pytest" or word.endswith("/pytest"):
+                arguments = []
+                for argument in words[index + 1 :]:
+                    if argument in {"&&", "||", ";", "|"}:
+                        break
+                    arguments.append(argument)
+                commands.append(arguments)
+    return commands
+
+
+def test_ci_workflow_gates_kv_writes_with_options_the_plugin_accepts(
+    pytester: pytest.Pytester,
+) -> None:
+    import yaml  # PyYAML: part of the test extra
+
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    assert "main" in triggers["push"]["branches"]
+    assert "pull_request" in triggers
+    jobs = workflow["jobs"]
+    on_push = [job for job in jobs.values() if "'push'" in job.get("if", "")]
+    on_pull_request = [job for job in jobs.values() if "'pull_request'" in job.get("if", "")]
+    assert len(on_push) == len(on_pull_request) == 1
+
+    (push_job,), (pull_request_job,) = on_push, on_pull_request
+    push_runs = [pytest_arguments(step.get("run", "")) for step in push_job["steps"]]
+    push_commands = [command for commands in push_runs for command in commands]
+    assert push_commands == [["--dualcache", "--dualcache-save-baseline=kv-baseline.json"]]
+    uploads = [step for step in push_job["steps"] if "upload-artifact" in step.get("uses", "")]
+    assert uploads and uploads[0]["with"]["path"].endswith("kv-baseline.json")
+
+    pr_steps = pull_request_job["steps"]
+    download = next(i for i, step in enumerate(pr_steps) if "run download" in step.get("run", ""))
+    gate = next(
+        i for i, step in enumerate(pr_steps) if "--dualcache-baseline=" in step.get("run", "")
+    )
+    assert download < gate
+    assert pytest_arguments(pr_steps[gate]["run"]) == [
+        [
+            "--dualcache",
+            "--dualcache-baseline=kv-baseline.json",
+            "--dualcache-report=kv-report.json",
+        ]
+    ]
+    pr_commands = [
+        command for step in pr_steps for command in pytest_arguments(step.get("run", ""))
+    ]
+
+    # Every command, main's first (it writes the baseline the pull-request one reads), run
+    # with pytest's own parser and the plugin's option checks in a tiny project: a typo in
+    # an option name or a value the plugin refuses fails here.
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+
+    def accepted(arguments: list[str]) -> bool:
+        options = [argument for argument in arguments if argument.startswith("-")]
+        result = pytester.runpytest_inprocess(*options, "--co", "-q", "-p", "no:cacheprovider")
+        return result.ret == pytest.ExitCode.OK
+
+    for arguments in push_commands + pr_commands:
+        assert all(argument.startswith("-") for argument in arguments), arguments
+        assert accepted(arguments), f"the plugin refuses pytest {shlex.join(arguments)}"
+    assert not accepted(["--dualcache", "--dualcache-baselin=kv-baseline.json"])
