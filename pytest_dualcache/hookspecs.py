@@ -16,4 +16,3 @@ def pytest_dualcache_factories(config: pytest.Config) -> Mapping[str, Callable[[
     ``delete`` (plain or ``async def``). The results of every implementation are merged with
     the factories named by ``--dualcache-factory`` or the ``dualcache_factory`` ini key.
     """
-    raise NotImplementedError  # a hookspec has no body of its own
