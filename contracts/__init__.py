@@ -13,6 +13,7 @@ import pytest
 from .base import DualCacheContract
 from .clauses import CLAUSES, clause
 from .harness import MISSING, ContractHarness, DALHandle, PutOutcome, strict_equal
+from .paths import SUITE_NODEID
 
 __all__ = [
     "CLAUSES",
@@ -25,9 +26,6 @@ __all__ = [
     "strict_equal",
 ]
 
-#: The node id the collected suite carries (its module's path inside the package).
-SUITE_NODEID = "pytest_dualcache/contracts/test_registered.py"
-
 
 class _SuiteModule(pytest.Module):
     """The shipped suite module, imported by its package name wherever it is installed."""
@@ -39,7 +37,19 @@ class _SuiteModule(pytest.Module):
 
 
 def collected_suite(session: pytest.Session) -> Iterator[pytest.Item]:
-    """The contract suite's items, one set per registered factory."""
+    """The contract suite's items, one set per registered factory.
+
+    Collected directly rather than through the collection hooks: ``--lf`` skips files that
+    are not among the paths of last run's failures, and the suite's node id names no file
+    under the rootdir. Selection (``-k``, ``-m``, ``--lf``) still applies to the items.
+    """
     path = Path(__file__).with_name("test_registered.py")
-    module = _SuiteModule.from_parent(session, path=path, nodeid=SUITE_NODEID)
-    yield from session.genitems(module)
+    yield from _items(_SuiteModule.from_parent(session, path=path, nodeid=SUITE_NODEID))
+
+
+def _items(collector: pytest.Collector) -> Iterator[pytest.Item]:
+    for node in collector.collect():
+        if isinstance(node, pytest.Item):
+            yield node
+        else:
+            yield from _items(node)

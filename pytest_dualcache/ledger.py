@@ -161,14 +161,16 @@ class Scope:
         self.created = []
 
 
-def classify_writes(modules: tuple[str, ...] | None) -> None:
+def classify_writes(modules: tuple[str, ...] | None) -> tuple[str, ...] | None:
     """Mark KV writes by the data-access module they went through (None: stop marking).
 
-    A module matches itself and its submodules.
+    A module matches itself and its submodules. Returns the previous setting, for a nested
+    session (pytester) to restore.
     """
     global _dal_modules
-    _dal_modules = modules
+    previous, _dal_modules = _dal_modules, modules
     _is_dal_module.clear()
+    return previous
 
 
 def _dal_module_of(frame: FrameType) -> str | None:

@@ -27,6 +27,7 @@ FACTORIES_KEY = pytest.StashKey[dict[str, Any]]()
 #: The ContractHarness of a running contract test, for its failure report.
 CONTRACT_HARNESS_KEY = pytest.StashKey[Any]()
 KV_SESSION_KEY = pytest.StashKey[Any]()
+SUITE_IDS_KEY = pytest.StashKey[list[str]]()  # suite node ids named on the command line
 
 CONTRACTS_PACKAGE = "pytest_dualcache.contracts"
 # Contract modules import the emulators; rewrite their asserts like test modules'.
@@ -158,6 +159,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
     factories = registered_factories(config)
     config.stash[FACTORIES_KEY] = factories
+    # Node ids of the suite given on the command line (pasted from a report) name no file
+    # on disk: take them out of the paths to collect and select the suite's items with them.
+    from .contracts.paths import SUITE_NODEID
+
+    suite_ids = [arg for arg in config.args if arg.startswith(SUITE_NODEID)]
+    if suite_ids:
+        config.args[:] = [arg for arg in config.args if arg not in suite_ids]
+        config.stash[SUITE_IDS_KEY] = suite_ids
     try:
         default_budget = KVBudget.parse(
             config.getini("dualcache_kv_budget"), "ini dualcache_kv_budget"
@@ -192,7 +201,8 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     config = session.config
     if FACTORIES_KEY not in config.stash:
         return
-    if (
+    chosen = config.stash.get(SUITE_IDS_KEY, [])
+    if not chosen and (
         config.args_source == pytest.Config.ArgsSource.ARGS
         and config.args
         and all("::" in arg for arg in config.args)
@@ -200,7 +210,14 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
         return
     from .contracts import collected_suite
 
-    items.extend(collected_suite(session))
+    suite = collected_suite(session)
+    if chosen:
+        suite = (item for item in suite if any(_selects(node, item.nodeid) for node in chosen))
+    items.extend(suite)
+
+
+def _selects(chosen: str, nodeid: str) -> bool:
+    return nodeid == chosen or nodeid.startswith((chosen + "::", chosen + "["))
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

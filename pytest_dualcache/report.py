@@ -338,8 +338,11 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], growth: Growth) -
                     "new_sites": [site for site in now["write_sites"] if site not in known],
                 }
             )
-    total_before = baseline["totals"].get("writes", 0)
-    total_after = current["totals"]["writes"]
+    # The total covers the tests both runs know: a new test is listed, not held against it,
+    # and a subset run (-k, --lf) is not compared with the whole baseline.
+    shared = set(current["tests"]) & set(baseline["tests"])
+    total_before = sum(baseline["tests"][nodeid].get("writes", 0) for nodeid in shared)
+    total_after = sum(current["tests"][nodeid]["writes"] for nodeid in shared)
     if not growth.allows(total_before, total_after):
         grew.append(
             {"name": "TOTAL", "before": total_before, "after": total_after, "new_sites": []}

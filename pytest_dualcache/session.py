@@ -115,10 +115,10 @@ class KVSession:
         self.report = SessionReport()
         self.gate_result: GateResult | None = None
         self.is_worker = hasattr(config, "workerinput")
-        ledger.classify_writes((REFERENCE_MODULE, *dal_modules))
+        self._outer_modules = ledger.classify_writes((REFERENCE_MODULE, *dal_modules))
 
     def unconfigure(self) -> None:
-        ledger.classify_writes(None)
+        ledger.classify_writes(self._outer_modules)  # a pytester session nests in another
 
     # --- per test ---------------------------------------------------------------------------
 

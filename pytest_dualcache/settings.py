@@ -113,9 +113,10 @@ def resolve_settings(config: pytest.Config) -> DualCacheSettings:
             f"got {do}, {kv}, {flag}"
         )
     names = BindingNames(do=do, kv=kv, flag=flag)
-    redis_url = _redis_url(config)
+    enabled = bool(config.getoption("dualcache", default=False))
+    redis_url = _redis_url(config, check=enabled)
     return DualCacheSettings(
-        enabled=bool(config.getoption("dualcache", default=False)),
+        enabled=enabled,
         names=names,
         kv_plan=_choice(config, "dualcache_kv_plan", KV_PLAN_CHOICES),  # type: ignore[arg-type]
         do_engine="redis"
@@ -126,8 +127,13 @@ def resolve_settings(config: pytest.Config) -> DualCacheSettings:
     )
 
 
-def _redis_url(config: pytest.Config) -> str | None:
-    """``--dualcache-redis-url``, else ``$DUALCACHE_REDIS_URL``; checked with a PING."""
+def _redis_url(config: pytest.Config, *, check: bool) -> str | None:
+    """``--dualcache-redis-url``, else ``$DUALCACHE_REDIS_URL``.
+
+    Checked (scheme and a PING) under ``--dualcache`` or when given on the command line; a
+    variable exported for other projects never stops a session that does not use dualcache
+    (a fixture that uses it then fails on its first Redis call instead).
+    """
     url = config.getoption("dualcache_redis_url", default=None)
     source = "--dualcache-redis-url"
     if not url:
@@ -135,6 +141,8 @@ def _redis_url(config: pytest.Config) -> str | None:
     url = url.strip()
     if not url:
         return None
+    if not check and source.startswith("$"):
+        return url
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise pytest.UsageError(f"{source}: {url!r} is not a redis://, rediss:// or unix:// URL")
     import redis

@@ -29,7 +29,7 @@ def test_a_url_that_is_not_redis_is_a_usage_error(pytester):
 def test_an_unreachable_server_is_a_usage_error_naming_the_variable(pytester, monkeypatch):
     monkeypatch.setenv("DUALCACHE_REDIS_URL", "redis://127.0.0.1:1/0")
     pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest()
+    result = pytester.runpytest("--dualcache", "-k", "test_nothing")
     assert result.ret != 0
     result.stderr.fnmatch_lines(
         ["ERROR: $DUALCACHE_REDIS_URL: cannot reach Redis at redis://127.0.0.1:1/0: *"]
@@ -78,3 +78,9 @@ def test_the_fixture_env_runs_on_the_server(pytester):
         """
     )
     pytester.runpytest(f"--dualcache-redis-url={REDIS_URL}").assert_outcomes(passed=1)
+
+
+def test_the_variable_never_stops_a_session_without_dualcache(pytester, monkeypatch):
+    monkeypatch.setenv("DUALCACHE_REDIS_URL", "redis://127.0.0.1:1/0")
+    pytester.makepyfile("def test_nothing(): pass")
+    pytester.runpytest().assert_outcomes(passed=1)
