@@ -30,6 +30,8 @@ ROUTE_MARKER_KEY = RESERVED_PREFIX + "route"
 RECORD_OVERHEAD_BYTES = 128
 #: The largest value (as JSON) the abstraction accepts, on either route.
 MAX_VALUE_BYTES = DO_MAX_VALUE_BYTES - RECORD_OVERHEAD_BYTES
+#: The longest wait between two repair attempts while the DO keeps failing.
+REPAIR_BACKOFF_MAX_S = 300.0
 #: How long a KV tombstone (a delete made while the DO was down) outlives the DO copy it hides.
 TOMBSTONE_TTL_S = 7 * 86_400
 
@@ -151,7 +153,8 @@ class CacheAbstraction:
         self.max_kv_attempts = max_kv_attempts
         self.kv_retry_delay = kv_retry_delay
         self._view: _RouteView | None = None
-        self._repair_tried_at = -math.inf
+        self._repair_due_at = -math.inf
+        self._repair_backoff = 0.5  # doubled before each wait: the first wait is 1 s
         self._local: OrderedDict[str, tuple[str, float, float, int]] = OrderedDict()
         self._counts: Counter[str] = Counter()
 
@@ -236,19 +239,23 @@ class CacheAbstraction:
 
     def list(self, prefix: str | None = None) -> list[str]:
         """Live keys on the current route, sorted, optionally under ``prefix``."""
-        view = self._sync_route()
-        names: set[str] = set()
-        if view.route == "do":
-            try:
-                names.update(self.env.do.list(prefix))
-            except DurableObjectError as exc:
-                log.debug("list -> kv fallback copies only (DO failed: %s)", exc)
-                view = self._sync_route() if not view.degraded else view
-                names.update(key.name for key in self._kv_pages(prefix) if _is_copy(key, view))
-            if view.degraded:
-                names.update(key.name for key in self._kv_pages(prefix) if _is_copy(key, view))
-        else:
-            names.update(key.name for key in self._kv_pages(prefix))
+        try:
+            view = self._sync_route()
+            names: set[str] = set()
+            if view.route == "kv":
+                names.update(key.name for key in self._kv_pages(prefix))
+            else:
+                do_failed = False
+                try:
+                    names.update(self.env.do.list(prefix))
+                except DurableObjectError as exc:
+                    log.debug("list -> kv fallback copies only (DO failed: %s)", exc)
+                    do_failed = True
+                if do_failed or view.degraded:
+                    names.update(key.name for key in self._kv_pages(prefix) if _is_copy(key, view))
+        except (_MarkerUnavailable, KVError) as exc:
+            log.warning("list answered []: %s", exc)
+            return []
         return sorted(
             name
             for name in names
@@ -406,6 +413,8 @@ class CacheAbstraction:
         text, meta = found.value, found.metadata
         if text is None:
             return None, 0.0, None
+        if meta is not None and not isinstance(meta, dict):
+            meta = None  # someone else's metadata: the entry is foreign, read as legacy
         if meta is None:
             # A legacy write: plain JSON without our metadata. It carries no generation, so
             # it is current only in generation 0 (before any flip; afterwards it could be
@@ -499,18 +508,26 @@ class CacheAbstraction:
             self._set_degraded(view, True)
 
     def _repair_if_degraded(self) -> None:
-        """While degraded, try (at most once a second) to move fallback copies into the DO."""
+        """While degraded, try to move fallback copies into the DO.
+
+        Attempts back off exponentially (1 s, 2 s, ... up to 5 minutes) while the DO keeps
+        failing, so a long outage does not spend the free plan's 1,000 daily KV lists; the
+        DO is probed with one cheap call before the namespace is listed.
+        """
         view, now = self._view, self._now()
-        if view is None or not view.degraded or now - self._repair_tried_at < 1.0:
+        if view is None or not view.degraded or now < self._repair_due_at:
             return
-        self._repair_tried_at = now
         try:
+            self.env.do.list(RESERVED_PREFIX)  # is the DO answering at all?
             for key in self._kv_pages(None):
                 if _is_copy(key, view):
                     self._repair_key(key.name, key.metadata, view)
         except (DurableObjectError, KVError) as exc:
-            log.debug("repair postponed: %s", exc)
+            self._repair_backoff = min(2 * self._repair_backoff, REPAIR_BACKOFF_MAX_S)
+            self._repair_due_at = now + self._repair_backoff
+            log.debug("repair postponed %g s: %s", self._repair_backoff, exc)
             return
+        self._repair_backoff = 0.5
         log.debug("repair done: route no longer degraded")
         self._set_degraded(view, False)
 
@@ -594,7 +611,7 @@ class AsyncCacheAbstraction:
 def _is_copy(key: Any, view: _RouteView) -> bool:
     """A KV list entry that is a DO-route fallback copy (or tombstone) of this generation."""
     meta = key.metadata
-    return bool(meta) and meta.get("r") == "do" and meta.get("g") == view.generation
+    return isinstance(meta, dict) and meta.get("r") == "do" and meta.get("g") == view.generation
 
 
 def _check_key(key: object) -> None:

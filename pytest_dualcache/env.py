@@ -7,6 +7,7 @@ against a Workers ``env`` reads this one unchanged.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from .clock import VirtualClock
@@ -126,9 +127,17 @@ class DualCacheEnv:
         return WorkersEnv(self)
 
     def close(self) -> None:
-        """Release what the stores hold outside this process (a redis engine's keys)."""
-        if self.do is not None:
+        """Release what the stores hold outside this process (a redis engine's keys).
+
+        A Redis server gone by then is warned about, not raised: teardown must not fail a
+        test over keys that expire by themselves (each carries a day-long cleanup TTL).
+        """
+        if self.do is None:
+            return
+        try:
             self.do.clear()
+        except Exception as exc:  # redis.RedisError, without importing redis here
+            warnings.warn(f"DO cache keys not cleared: {exc}", RuntimeWarning, stacklevel=2)
 
     def __getattr__(self, name: str) -> Any:
         # Only called for names that are not real attributes: bindings, then vars.

@@ -401,12 +401,11 @@ class KVNamespace(InjectsFaults):
         self._check_quota("write", now)
         if self._rate_limited:
             last = self._last_write_at.get(key)
-            if last is not None and now - last < KV_SAME_KEY_WRITE_INTERVAL_S:
+            if last is not None and 0 <= now - last < KV_SAME_KEY_WRITE_INTERVAL_S:
                 raise _kv_error(KVRateLimitError, "PUT", "rate_limited")
             self._last_write_at[key] = now
         entry = (value, expires_at, metadata_json, nbytes)
-        if self.eventual_consistency_s:
-            self._note_propagating(key, entry, now)
+        self._note_propagating(key, entry, now)
         self._entries[key] = entry
         self._used_today["write"] += 1
         return nbytes

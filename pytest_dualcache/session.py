@@ -128,6 +128,13 @@ class KVSession:
         # fixture would be charged to whichever test, per xdist worker, ran first).
         item.stash[SCOPE_KEY] = ledger.Scope()
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        scope = item.stash.get(SCOPE_KEY, None)  # left when the call phase never reported
+        if scope is not None:
+            del item.stash[SCOPE_KEY]
+            scope.close()
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]

@@ -44,6 +44,9 @@ def _options(options: Mapping[str, Any] | str | None, keywords: dict[str, Any]) 
 
 def _get_type(options: dict[str, Any]) -> str:
     """The sync face's type for a read's options, after checking ``cacheTtl`` as KV does."""
+    unknown = set(options) - {"type", "cacheTtl"}
+    if unknown:
+        raise TypeError(f"KV get() got unknown options {sorted(unknown)}")
     cache_ttl = options.get("cacheTtl")
     if cache_ttl is not None:
         number = js_number(cache_ttl)

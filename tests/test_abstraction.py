@@ -672,3 +672,31 @@ def test_values_up_to_the_do_limit_less_the_record_are_accepted_on_both_routes(r
     with pytest.raises(CacheInputError, match=f"at most {MAX_VALUE_BYTES}"):
         cache.put("big", largest + "x")
     assert cache.get("big") == largest
+
+
+def test_foreign_kv_metadata_reads_as_legacy_data_not_a_crash(env, cache):
+    env.flag.disable()
+    env.kv.put("k", '"theirs"', metadata="v2")
+    assert cache.get("k") == "theirs"
+    assert cache.list() == ["k"]
+
+
+def test_list_answers_empty_when_kv_is_down_for_a_fresh_instance(env):
+    env.kv.fail()
+    assert CacheAbstraction(env).list() == []
+
+
+def test_repair_attempts_back_off_while_the_do_stays_down(env, cache):
+    cache.put("warm", 0)
+    env.do.fail()
+    assert cache.put("k", 1).success  # a fallback copy: the route is degraded now
+    lists_before = env.kv.used_today()["list"]
+    for _ in range(600):  # ten minutes of one get a second
+        cache.get("k")
+        env.clock.advance(1)
+    repair_lists = env.kv.used_today()["list"] - lists_before
+    assert repair_lists <= 12, f"{repair_lists} KV lists: repair attempts must back off"
+    env.do.recover()
+    env.clock.advance(300)
+    assert cache.get("k") == 1
+    assert env.kv.get_with_metadata("k").value is None  # repaired: the copy moved to the DO

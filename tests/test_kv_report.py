@@ -531,7 +531,9 @@ def test_a_percentage_applies_to_each_test_and_the_total_apart(gate):
 
 
 def test_new_tests_are_listed_not_failed(gate):
-    gate.makepyfile(test_new="import mydal\n\ndef test_c(kv_namespace):\n    mydal.save(kv_namespace, 'k')\n")
+    gate.makepyfile(
+        test_new="import mydal\n\ndef test_c(kv_namespace):\n    mydal.save(kv_namespace, 'k')\n"
+    )
     result = _gate_run(gate)
     assert result.ret == 0
     result.stdout.fnmatch_lines(

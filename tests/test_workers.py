@@ -472,3 +472,8 @@ def test_a_cache_ttl_under_30_seconds_is_refused_as_kv_does(wenv, cache_ttl):
 def test_a_cache_ttl_of_30_seconds_or_more_is_accepted_and_ignored(env, wenv):
     env.kv.put("k", "v")
     assert run(wenv.CACHE_KV.get("k", {"cacheTtl": 30, "type": "text"})) == "v"
+
+
+def test_unknown_get_options_are_refused_like_put_and_list(wenv):
+    with pytest.raises(TypeError, match="unknown options"):
+        run(wenv.CACHE_KV.get("k", cacheTTL=60))
