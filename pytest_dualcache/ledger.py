@@ -12,6 +12,7 @@ data-access module its stack went through, or as a bypass when it went through n
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import sys
@@ -23,14 +24,19 @@ from typing import Any, NamedTuple
 
 _getframe = sys._getframe
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-#: Source files of this package: frames running them are never "the caller".
+_ASYNCIO_DIR = next(iter(importlib.util.find_spec("asyncio").submodule_search_locations or ["."]))
+#: Frames running these files are never "the caller": this package's own, and asyncio's
+#: event loop, which stands between ``asyncio.run(env.KV.put(...))`` and the code calling it.
 _INTERNAL_FILES = frozenset(
-    os.path.join(_PACKAGE_DIR, name) for name in os.listdir(_PACKAGE_DIR) if name.endswith(".py")
+    os.path.join(folder, name)
+    for folder in (_PACKAGE_DIR, _ASYNCIO_DIR)
+    for name in os.listdir(folder)
+    if name.endswith(".py")
 )
 
 
 class CallSite(NamedTuple):
-    """Where an operation came from: the first stack frame outside pytest_dualcache."""
+    """Where an operation came from: the first frame outside pytest_dualcache and asyncio."""
 
     filename: str
     lineno: int
@@ -118,6 +124,7 @@ def records_since(
     *,
     kind: str | None = None,
     also: Iterable[Ledger] = (),
+    only_known: bool = False,
 ) -> list[OperationRecord]:
     """Every operation recorded after ``start`` by live ledgers (new ones from their start).
 
@@ -125,7 +132,7 @@ def records_since(
     order. ``kind`` ("kv" or "do") keeps one kind of store.
     """
     rows: list[tuple[float, int, int, OperationRecord]] = []
-    for ledger in {*_live, *also}:
+    for ledger in set(start) if only_known else {*_live, *also}:
         if kind is not None and ledger.kind != kind:
             continue
         first = start.get(ledger, 0)
@@ -142,23 +149,58 @@ class Scope:
     the test ended. ``close()`` releases them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, registry: list[Scope] | None = None) -> None:
         self.start = mark()
         self.created: list[Ledger] = []
-        _scopes.append(self)
+        self._released: list[weakref.ref[Ledger]] = []
+        # The session this scope belongs to (``current_scopes()``): a nested session or an
+        # isolated test swaps in its own list, and the ledgers made there stay out of this one.
+        self._registry = _scopes if registry is None else registry
+        self._registry.append(self)
 
     def records(self, *, kind: str | None = None) -> list[OperationRecord]:
-        """Operations since the scope began, as ``records_since`` orders them."""
+        """Operations since the scope began on the ledgers it knows (alive at its start or
+        made while it was open), as ``records_since`` orders them."""
+        made = [*self.created, *filter(None, (ref() for ref in self._released))]
         start = dict(self.start)
-        for made in self.created:
-            start.setdefault(made, 0)
-        return records_since(start, kind=kind, also=self.created)
+        for ledger in made:
+            start.setdefault(ledger, 0)
+        return records_since(start, kind=kind, also=made, only_known=True)
 
     def close(self) -> None:
         """Stop following new ledgers and release the ones this scope kept alive."""
-        if self in _scopes:
-            _scopes.remove(self)
+        if self in self._registry:
+            self._registry.remove(self)
+        self._released += [weakref.ref(ledger) for ledger in self.created]
         self.created = []
+
+
+_outer_sessions: list[tuple[tuple[str, ...] | None, list[Scope]]] = []
+
+
+def current_scopes() -> list[Scope]:
+    """The open scopes of the current session (pass to ``Scope(registry=...)``)."""
+    return _scopes
+
+
+def enter_session(modules: tuple[str, ...] | None) -> None:
+    """Start a pytest session's own accounting: its classification, no scopes yet.
+
+    A session nested in another (pytester runs a whole session inside a test) must neither
+    see nor feed the outer one's scopes and classification; ``leave_session`` restores them.
+    """
+    global _scopes
+    _outer_sessions.append((_dal_modules, _scopes))
+    _scopes = []
+    classify_writes(modules)
+
+
+def leave_session() -> None:
+    """Give the outer session back its scopes and classification."""
+    global _scopes
+    if _outer_sessions:
+        modules, _scopes = _outer_sessions.pop()
+        classify_writes(modules)
 
 
 def classify_writes(modules: tuple[str, ...] | None) -> tuple[str, ...] | None:

@@ -8,6 +8,7 @@ uses them pays for this module and ``settings`` alone.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ FACTORIES_KEY = pytest.StashKey[dict[str, Any]]()
 #: The ContractHarness of a running contract test, for its failure report.
 CONTRACT_HARNESS_KEY = pytest.StashKey[Any]()
 KV_SESSION_KEY = pytest.StashKey[Any]()
+NESTED_KEY = pytest.StashKey[bool]()  # a session started while another one's ledgers live
 SUITE_IDS_KEY = pytest.StashKey[list[str]]()  # suite node ids named on the command line
 
 CONTRACTS_PACKAGE = "pytest_dualcache.contracts"
@@ -151,6 +153,10 @@ def pytest_configure(config: pytest.Config) -> None:
         given = [o for o in gate_options if config.getoption(o.lstrip("-").replace("-", "_"))]
         if given:
             raise pytest.UsageError(f"{', '.join(given)} only work together with --dualcache")
+        ledger = sys.modules.get("pytest_dualcache.ledger")
+        if ledger is not None:  # a session inside another (pytester): keep them apart
+            ledger.enter_session(None)
+            config.stash[NESTED_KEY] = True
         return
     from .budget import BudgetError, KVBudget
     from .factories import registered_factories
@@ -190,6 +196,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(KV_SESSION_KEY, None)
     if session is not None:
         session.unconfigure()
+    elif config.stash.get(NESTED_KEY, False):
+        sys.modules["pytest_dualcache.ledger"].leave_session()
 
 
 @pytest.hookimpl(tryfirst=True)

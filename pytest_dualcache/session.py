@@ -115,10 +115,11 @@ class KVSession:
         self.report = SessionReport()
         self.gate_result: GateResult | None = None
         self.is_worker = hasattr(config, "workerinput")
-        self._outer_modules = ledger.classify_writes((REFERENCE_MODULE, *dal_modules))
+        ledger.enter_session((REFERENCE_MODULE, *dal_modules))
+        self._scopes = ledger.current_scopes()
 
     def unconfigure(self) -> None:
-        ledger.classify_writes(self._outer_modules)  # a pytester session nests in another
+        ledger.leave_session()
 
     # --- per test ---------------------------------------------------------------------------
 
@@ -126,7 +127,7 @@ class KVSession:
     def pytest_runtest_call(self, item: pytest.Item) -> None:
         # Only the test function's own operations count: fixture setup is shared (a module
         # fixture would be charged to whichever test, per xdist worker, ran first).
-        item.stash[SCOPE_KEY] = ledger.Scope()
+        item.stash[SCOPE_KEY] = ledger.Scope(registry=self._scopes)
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:

@@ -28,11 +28,13 @@ def scope() -> Iterator[Scope]:
     opened.close()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def classified() -> Iterator[None]:
-    """Leave write classification off after the test, whatever it registered."""
+    """Each test gets accounting of its own: no scopes or classification of an outer
+    --dualcache session running these tests, and those given back afterwards."""
+    ledger.enter_session(None)
     yield
-    classify_writes(None)
+    ledger.leave_session()
 
 
 def _module(name: str, source: str) -> types.ModuleType:
