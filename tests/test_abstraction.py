@@ -645,7 +645,6 @@ def test_the_async_face_does_what_the_sync_one_does(env, face):
 def test_the_async_face_shares_one_sync_cache_abstraction(env):
     cache = AsyncCacheAbstraction(env.workers(), default_ttl=90, local_cache_ttl=5)
     assert isinstance(cache.sync, CacheAbstraction)
-    assert cache.sync.env is env
     assert (cache.default_ttl, cache.local_cache_ttl) == (90, 5)
     asyncio.run(cache.put("k", "v"))
     assert cache.sync.get("k") == "v"
@@ -700,3 +699,32 @@ def test_repair_attempts_back_off_while_the_do_stays_down(env, cache):
     env.clock.advance(300)
     assert cache.get("k") == 1
     assert env.kv.get_with_metadata("k").value is None  # repaired: the copy moved to the DO
+
+
+def test_the_async_face_goes_through_the_workers_bindings(env, monkeypatch):
+    from pytest_dualcache.workers import WorkersDurableObjectCache, WorkersKV
+
+    calls = []
+    for face, names in (
+        (WorkersKV, ("put", "getWithMetadata", "get")),
+        (WorkersDurableObjectCache, ("set", "get")),
+    ):
+        for name in names:
+            original = getattr(face, name)
+
+            async def spy(self, *args, __original=original, __name=f"{face.__name__}.{name}", **kw):
+                calls.append(__name)
+                return await __original(self, *args, **kw)
+
+            monkeypatch.setattr(face, name, spy)
+    cache = AsyncCacheAbstraction(env)
+    asyncio.run(cache.put("k", {"v": 1}, ttl=120))
+    assert asyncio.run(cache.get("k")) == {"v": 1}
+    env.flag.disable()
+    env.clock.advance(1)
+    asyncio.run(cache.put("k", [2], ttl=30))
+    assert asyncio.run(cache.get("k")) == [2]
+    assert {"WorkersDurableObjectCache.set", "WorkersKV.put", "WorkersKV.getWithMetadata"} <= set(
+        calls
+    ), calls
+    assert env.kv.get_with_metadata("k").metadata["e"] == env.clock.now() + 30
