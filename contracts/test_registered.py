@@ -14,8 +14,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "registered_factory" in metafunc.fixturenames:
         factories = metafunc.config.stash[FACTORIES_KEY]
         metafunc.parametrize(
-            "registered_factory", list(factories.values()), ids=list(factories), scope="class"
+            "registered_factory",
+            [_param(name, factory) for name, factory in factories.items()],
+            scope="class",
         )
+
+
+def _param(name: str, factory: Factory) -> object:
+    """A factory as a test parameter; one that declares ``dualcache_expected_failure``
+    (a DAL kept to show what breaks, such as the pre-migration one) runs as xfail."""
+    reason = getattr(factory, "dualcache_expected_failure", None)
+    if not reason:
+        return pytest.param(factory, id=name)
+    return pytest.param(factory, id=name, marks=pytest.mark.xfail(reason=reason, strict=False))
 
 
 class TestDualCacheContract(DualCacheContract):

@@ -1,8 +1,9 @@
 """The trading system's data layer before the migration: the seed's "before".
 
-Not a contract-suite factory: it fails the contract by design (its writes go to KV with
-the flag on). It is not a registered DAL module either, which is what makes its direct
-KV writes show up as bypasses in the ``pytest --dualcache`` report.
+It breaks the contract by design (its writes go to KV with the flag on): the example
+registers it through ``legacy_factory.py`` as an expected failure. That module, not this
+package, is the registered one, which keeps its direct KV writes bypasses in the
+``pytest --dualcache`` report.
 """
 
 from __future__ import annotations
