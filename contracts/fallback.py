@@ -205,9 +205,10 @@ class FallbackClauses:
             for instance in (dal, contract.instance("B")):
                 got, error = get_or_error(instance, "fb4")
                 assert error is None, f"get must not raise while the DO refuses reads: {error!r}"
-                assert got in (None, "new"), (
-                    f"{instance.name}: get must return None or the latest value 'new' while "
-                    f"the DO refuses reads, never the older 'old'; got {got!r}"
+                assert got == "new", (
+                    f"{instance.name}: get must return the latest value 'new' (its put "
+                    f"reported success, FB-7) from KV while the DO refuses reads, never None "
+                    f"or the older 'old'; got {got!r}"
                 )
 
     @clause("FB-5")

@@ -228,6 +228,13 @@ class RedisEngine:
 _SERVER_CLIENTS: dict[str, Any] = {}
 
 
+def close_server_clients() -> None:
+    """Close the connection pools ``RedisEngine.on_server`` opened (at the session's end)."""
+    while _SERVER_CLIENTS:
+        _, client = _SERVER_CLIENTS.popitem()
+        client.close()
+
+
 def _utf8(text: str) -> bytes:
     # surrogatepass: a JS string (hence a DO key) may hold lone surrogates; keep them.
     return text.encode("utf-8", "surrogatepass")

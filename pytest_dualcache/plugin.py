@@ -198,6 +198,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         session.unconfigure()
     elif config.stash.get(NESTED_KEY, False):
         sys.modules["pytest_dualcache.ledger"].leave_session()
+    durable = sys.modules.get("pytest_dualcache.durable")
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if durable is not None and settings is not None and settings.redis_url:
+        durable.close_server_clients()
 
 
 @pytest.hookimpl(tryfirst=True)
