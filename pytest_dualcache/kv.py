@@ -310,7 +310,8 @@ class KVNamespace(InjectsFaults):
             self._validate_key("DELETE", key)
             self._raise_injected_fault("delete")
             self._check_quota("delete", now)
-            self._note_propagating(key, None, now)
+            if self.eventual_consistency_s:
+                self._note_propagating(key, None, now)
             self._entries.pop(key, None)
         except Exception as exc:
             self.ledger.record("delete", _key_text(key), now, 0, False, str(exc))
@@ -405,7 +406,8 @@ class KVNamespace(InjectsFaults):
                 raise _kv_error(KVRateLimitError, "PUT", "rate_limited")
             self._last_write_at[key] = now
         entry = (value, expires_at, metadata_json, nbytes)
-        self._note_propagating(key, entry, now)
+        if self.eventual_consistency_s:  # off by default: the hot path pays one attribute read
+            self._note_propagating(key, entry, now)
         self._entries[key] = entry
         self._used_today["write"] += 1
         return nbytes
@@ -417,8 +419,7 @@ class KVNamespace(InjectsFaults):
         return self if location == "local" else KVLocation(self, location)
 
     def _note_propagating(self, key: str, entry: Any, now: float) -> None:
-        if not self.eventual_consistency_s:
-            return
+        """Remember a write still travelling to other locations (eventual consistency on)."""
         base, writes = self._propagating.get(key, (self._entries.get(key), []))
         writes.append((now, entry))
         self._propagating[key] = (base, writes)
