@@ -1,8 +1,11 @@
 """Operation records and caller attribution, shared by the KV and Durable Object emulators.
 
-Recording sits on every KV/DO operation, so it is built to be cheap: a row is a plain tuple
-appended to a list, the caller is found by a short frame walk that keeps the code location
-(no string formatting), and the public ``OperationRecord`` objects are made only when read.
+Recording sits on every KV/DO operation, so it is built to be cheap: a row is nine fields
+appended to one flat list (no object per row for the garbage collector to scan), the caller
+is found by a short frame walk that keeps the code location (no string formatting), and the
+public ``OperationRecord`` objects are made only when read. ``KVNamespace.put``, the
+operation KV budgets are about, skips even the walk when its caller is the module that
+wrote last (``write_hint``).
 
 For the KV budget, ``mark()`` notes where every live ledger stands and ``records_since``
 returns what all of them recorded after it, in a deterministic order; and
@@ -18,7 +21,7 @@ import os
 import sys
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import CodeType, FrameType
 from typing import Any, NamedTuple
 
@@ -104,6 +107,27 @@ def find_call_site() -> CallSite:
 
 
 _KV_WRITES = frozenset({"put", "delete"})
+#: Fields per row: op, key, at, bytes, ok, error, caller code, caller instruction offset, via.
+ROW_WIDTH = 9
+
+
+class WriteHint:
+    """The module that made the last KV write directly, and the ``via`` its writes get.
+
+    A write whose immediate caller runs in ``module_globals`` gets ``via`` without a stack
+    walk: that holds when the caller is outside this package and either writes are not
+    classified (``via`` None) or the caller is itself a data-access module (``via`` its
+    name, whatever is above it). ``classify_writes`` resets it.
+    """
+
+    __slots__ = ("module_globals", "via")
+
+    def __init__(self) -> None:
+        self.module_globals: dict[str, Any] | None = None
+        self.via: str | None = None
+
+
+write_hint = WriteHint()
 _live: weakref.WeakSet[Ledger] = weakref.WeakSet()
 _scopes: list[Scope] = []
 _serials = itertools.count()
@@ -212,6 +236,7 @@ def classify_writes(modules: tuple[str, ...] | None) -> tuple[str, ...] | None:
     global _dal_modules
     previous, _dal_modules = _dal_modules, modules
     _is_dal_module.clear()
+    write_hint.module_globals = None
     return previous
 
 
@@ -227,6 +252,16 @@ def _dal_module_of(frame: FrameType) -> str | None:
     return name if known else None
 
 
+def _remember_direct_writer(frame: FrameType) -> None:
+    """Make ``frame``'s module the write hint if its writes' ``via`` needs no stack walk."""
+    if _dal_modules is None:
+        write_hint.module_globals, write_hint.via = frame.f_globals, None
+    else:
+        module = _dal_module_of(frame)
+        if module is not None:
+            write_hint.module_globals, write_hint.via = frame.f_globals, module
+
+
 class Ledger:
     """Append-only log of one store's operations; ``enabled=False`` records nothing.
 
@@ -235,10 +270,9 @@ class Ledger:
 
     __slots__ = (
         "__weakref__",
-        "_append",
         "_dropped",
         "_rows",
-        "enabled",
+        "append_row",
         "kind",
         "serial",
         "store",
@@ -247,16 +281,27 @@ class Ledger:
     def __init__(self, store: str, *, kind: str = "kv", enabled: bool = True) -> None:
         self.store = store
         self.kind = kind
+        # ROW_WIDTH fields per operation, flat: (op, key, at, bytes, ok, error, caller code,
+        # caller instruction offset, via). The code object and offset are kept instead of
+        # file/line strings, which cost far more.
+        self._rows: list[Any] = []
+        #: ``extend`` of the row list while recording, else None: the hot path's one check.
+        self.append_row: Callable[[tuple[Any, ...]], None] | None = None
         self.enabled = enabled
-        # (op, key, at, bytes, ok, error, caller code, caller instruction offset, via): the
-        # code object and offset are kept instead of file/line strings, which cost far more.
-        self._rows: list[tuple[Any, ...]] = []
-        self._append = self._rows.append
         self._dropped = 0  # rows forgotten by clear(): positions stay valid across it
         self.serial = next(_serials)
         _live.add(self)
         for scope in _scopes:
             scope.created.append(self)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether operations are recorded."""
+        return self.append_row is not None
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        self.append_row = self._rows.extend if on else None
 
     def record(
         self, op: str, key: str, at: float, nbytes: int, ok: bool, error: str | None = None
@@ -265,38 +310,44 @@ class Ledger:
 
         Called by a store's operation method, so the walk starts at that method's caller.
         """
-        if not self.enabled:
+        append_row = self.append_row
+        if append_row is None:
             return
         frame: FrameType | None = _getframe(2)
         caller: FrameType | None = None
-        if _dal_modules is not None and op in _KV_WRITES and self.kind == "kv":
-            # One walk finds both the caller and the first data-access module above it.
-            via = ""
-            while frame is not None:
-                if caller is None and frame.f_code.co_filename not in _INTERNAL_FILES:
-                    caller = frame
-                module = _dal_module_of(frame)
-                if module is not None:
-                    via = module
-                    break
-                frame = frame.f_back
-            frame = caller or frame
+        if op in _KV_WRITES and self.kind == "kv":
+            if frame is not None and frame.f_code.co_filename not in _INTERNAL_FILES:
+                _remember_direct_writer(frame)
+            if _dal_modules is None:
+                via = None
+            else:
+                # One walk finds both the caller and the first data-access module above it.
+                via = ""
+                while frame is not None:
+                    if caller is None and frame.f_code.co_filename not in _INTERNAL_FILES:
+                        caller = frame
+                    module = _dal_module_of(frame)
+                    if module is not None:
+                        via = module
+                        break
+                    frame = frame.f_back
+                frame = caller or frame
         else:
             via = None
         while frame is not None and frame.f_code.co_filename in _INTERNAL_FILES:
             frame = frame.f_back
         if frame is None:
-            self._append((op, key, at, nbytes, ok, error, None, 0, via))
+            append_row((op, key, at, nbytes, ok, error, None, 0, via))
         else:
-            self._append((op, key, at, nbytes, ok, error, frame.f_code, frame.f_lasti, via))
+            append_row((op, key, at, nbytes, ok, error, frame.f_code, frame.f_lasti, via))
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._rows) // ROW_WIDTH
 
     @property
     def position(self) -> int:
         """How many operations were ever recorded: a mark that survives ``clear()``."""
-        return self._dropped + len(self._rows)
+        return self._dropped + len(self)
 
     def __iter__(self) -> Iterator[OperationRecord]:
         return iter(self.since(0))
@@ -309,22 +360,28 @@ class Ledger:
     def since(self, index: int) -> list[OperationRecord]:
         """Operations recorded after the first ``index`` ones (pair with ``position``)."""
         store, kind = self.store, self.kind
-        index = max(0, index - self._dropped)
+        fields = iter(self._rows[max(0, index - self._dropped) * ROW_WIDTH :])
         return [
             OperationRecord(
                 store, op, key, at, nbytes, ok, error, _call_site(code, offset), via, kind
             )
-            for op, key, at, nbytes, ok, error, code, offset, via in self._rows[index:]
+            for op, key, at, nbytes, ok, error, code, offset, via in zip(
+                *[fields] * ROW_WIDTH, strict=True
+            )
         ]
 
     def counts(self, *, ok: bool | None = None) -> Counter[str]:  # since the last clear()
         """Number of operations by kind, optionally only successful (``ok=True``) or failed."""
-        return Counter(row[0] for row in self._rows if ok is None or row[4] is ok)
+        rows = self._rows
+        ops, outcomes = rows[0::ROW_WIDTH], rows[4::ROW_WIDTH]
+        return Counter(
+            op for op, done in zip(ops, outcomes, strict=True) if ok is None or done is ok
+        )
 
     def clear(self) -> None:
         """Forget every record (the store's contents are untouched); positions keep counting."""
-        self._dropped += len(self._rows)
+        self._dropped += len(self)
         self._rows.clear()
 
     def __repr__(self) -> str:
-        return f"<Ledger {self.store}: {len(self._rows)} operations>"
+        return f"<Ledger {self.store}: {len(self)} operations>"

@@ -319,3 +319,75 @@ def test_refused_writes_are_classified_too(scope, classified):
         (True, "refused_dal"),
         (False, "refused_dal"),
     ]
+
+
+# --- the write hint: repeated puts skip the stack walk and keep the same answers ----------------
+
+LOOP_SOURCE = """
+def save_many(kv, keys):
+    for key in keys:
+        kv.put(key, "v")
+
+def save_two_lines(kv):
+    kv.put("first", "v")
+    kv.put("second", "v")
+"""
+
+
+def test_repeated_puts_from_a_registered_module_keep_its_name_and_lines(scope, classified):
+    dal = _module("loop_dal", LOOP_SOURCE)
+    classify_writes(("loop_dal",))
+    namespace = KVNamespace(VirtualClock())
+    dal.save_many(namespace, ["a", "b", "c"])
+    dal.save_two_lines(namespace)
+    records = _kv_writes(scope)
+    assert [(r.key, r.via) for r in records] == [(key, "loop_dal") for key in "abc"] + [
+        ("first", "loop_dal"),
+        ("second", "loop_dal"),
+    ]
+    assert [r.call_site.lineno for r in records] == [4, 4, 4, 7, 8]
+    assert {r.call_site.function for r in records[3:]} == {"save_two_lines"}
+
+
+def test_a_helper_called_by_turns_from_a_dal_and_directly_is_classified_each_time(
+    scope, classified
+):
+    dal = _module("turns_dal", DAL_SOURCE)
+    helper = _module("turns_helper", DAL_SOURCE)
+    classify_writes(("turns_dal",))
+    namespace = KVNamespace(VirtualClock())
+    for key in ("a", "b"):
+        dal.save(namespace, f"dal-{key}")  # the DAL's own module writes: the hint is set
+        dal.through(helper.save, namespace, f"via-{key}")  # helper, under the DAL
+        helper.save(namespace, f"bypass-{key}")  # the same helper, from the test
+        namespace.put(f"direct-{key}", "v")
+    assert [(r.key, r.via) for r in _kv_writes(scope)] == [
+        (f"{kind}-{key}", via)
+        for key in ("a", "b")
+        for kind, via in (
+            ("dal", "turns_dal"),
+            ("via", "turns_dal"),
+            ("bypass", ""),
+            ("direct", ""),
+        )
+    ]
+
+
+def test_turning_classification_on_forgets_a_hint_made_while_it_was_off(scope, classified):
+    writer = _module("hinted_while_off", LOOP_SOURCE)
+    namespace = KVNamespace(VirtualClock())
+    classify_writes(None)
+    writer.save_many(namespace, ["a", "b"])
+    classify_writes(("some_other_dal",))
+    writer.save_many(namespace, ["c", "d"])
+    assert [(r.key, r.via) for r in _kv_writes(scope)] == [
+        ("a", None),
+        ("b", None),
+        ("c", ""),
+        ("d", ""),
+    ]
+
+
+def test_a_kv_namespace_refuses_a_durable_object_ledger():
+    with pytest.raises(ValueError, match="kind 'kv'"):
+        KVNamespace(VirtualClock(), ledger=Ledger("DO", kind="do"))
