@@ -49,11 +49,18 @@ class BindingNames:
             problem = binding_name_problem(name)
             if problem:
                 raise ValueError(problem)
-        if len({self.do, self.kv, self.flag}) != 3:
-            raise ValueError(
-                "the DO binding, KV binding and flag var must be three different names, got "
-                f"{self.do}, {self.kv}, {self.flag}"
-            )
+        problem = same_names_problem(
+            (self.do, self.kv, self.flag), "the DO binding, KV binding and flag var"
+        )
+        if problem:
+            raise ValueError(problem)
+
+
+def same_names_problem(names: tuple[str, str, str], what: str) -> str | None:
+    """Why the DO binding, KV binding and flag var ``names`` clash, or None if they don't."""
+    if len(set(names)) == 3:
+        return None
+    return f"{what} must be three different names, got {', '.join(names)}"
 
 
 def binding_name_problem(name: object) -> str | None:
@@ -107,11 +114,9 @@ def resolve_settings(config: pytest.Config) -> DualCacheSettings:
     """Read and validate every option and ini key; raise ``pytest.UsageError`` on a bad one."""
     keys = ("dualcache_do_binding", "dualcache_kv_binding", "dualcache_flag_var")
     do, kv, flag = (_binding_name(config, key) for key in keys)
-    if len({do, kv, flag}) != 3:
-        raise pytest.UsageError(
-            f"ini {keys[0]}, {keys[1]} and {keys[2]} must be three different names, "
-            f"got {do}, {kv}, {flag}"
-        )
+    problem = same_names_problem((do, kv, flag), f"ini {keys[0]}, {keys[1]} and {keys[2]}")
+    if problem:
+        raise pytest.UsageError(problem)
     names = BindingNames(do=do, kv=kv, flag=flag)
     enabled = bool(config.getoption("dualcache", default=False))
     redis_url = _redis_url(config, check=enabled)
