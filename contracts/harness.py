@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -106,6 +107,9 @@ class ContractHarness:
             self._earlier_envs_seconds += self.clock.now() - self._started_at
             self.env.close()
         self.env = DualCacheEnv.from_settings(self.settings, VirtualClock())
+        numbers = itertools.count()  # one sequence over every store, for the transcript
+        for ledger in self.env.ledgers():
+            ledger.number_operations(numbers)
         self.events = []
         self._started_at = self.clock.now()
 
@@ -261,15 +265,20 @@ class ContractHarness:
 def _store_lines(
     ledgers: list[Any], shown: list[int], upto: tuple[int, ...], indent: str
 ) -> Iterator[str]:
-    records: list[OperationRecord] = []
+    # (virtual time, operation number, record): the number orders the DO and KV operations
+    # of one instant as they were made.
+    rows: list[tuple[float, float, OperationRecord]] = []
     for index, ledger in enumerate(ledgers):
         end = upto[index] if index < len(upto) else ledger.position
         if index >= len(shown):
             shown.append(0)
         if end > shown[index]:
-            records.extend(ledger.since(shown[index])[: end - shown[index]])
+            records = ledger.since(shown[index])[: end - shown[index]]
+            for position, record in enumerate(records, shown[index]):
+                number = ledger.number_of(position)
+                rows.append((record.at, math.inf if number is None else number, record))
             shown[index] = end
-    for record in sorted(records, key=lambda r: r.at):
+    for _, _, record in sorted(rows, key=lambda row: row[:2]):
         outcome = "ok" if record.ok else f"FAILED {record.error}"
         yield f"{indent}{record.store} {record.op} {record.key!r} {record.bytes} B: {outcome}"
 

@@ -271,6 +271,9 @@ class Ledger:
     __slots__ = (
         "__weakref__",
         "_dropped",
+        "_next_number",
+        "_numbered_from",
+        "_numbers",
         "_rows",
         "append_row",
         "kind",
@@ -287,6 +290,8 @@ class Ledger:
         self._rows: list[Any] = []
         #: ``extend`` of the row list while recording, else None: the hot path's one check.
         self.append_row: Callable[[tuple[Any, ...]], None] | None = None
+        self._numbers: list[int] | None = None  # see number_operations
+        self._numbered_from = 0
         self.enabled = enabled
         self._dropped = 0  # rows forgotten by clear(): positions stay valid across it
         self.serial = next(_serials)
@@ -301,7 +306,32 @@ class Ledger:
 
     @enabled.setter
     def enabled(self, on: bool) -> None:
-        self.append_row = self._rows.extend if on else None
+        if not on:
+            self.append_row = None
+        else:
+            self.append_row = self._rows.extend if self._numbers is None else self._append_numbered
+
+    def number_operations(self, numbers: Iterator[int]) -> None:
+        """From now on, also give each operation the next of ``numbers`` (see ``number_of``).
+
+        Ledgers that share one counter can then tell which of their operations came first
+        when the virtual clock did not move between them, as a failure transcript must.
+        """
+        self._numbers = []
+        self._numbered_from = self.position
+        self._next_number = numbers.__next__
+        self.enabled = self.enabled
+
+    def number_of(self, position: int) -> int | None:
+        """The number given to the operation at ``position``; None if it got none."""
+        index = position - self._numbered_from
+        if self._numbers is None or not 0 <= index < len(self._numbers):
+            return None
+        return self._numbers[index]
+
+    def _append_numbered(self, row: tuple[Any, ...]) -> None:
+        self._rows.extend(row)
+        self._numbers.append(self._next_number())  # type: ignore[union-attr]
 
     def record(
         self, op: str, key: str, at: float, nbytes: int, ok: bool, error: str | None = None

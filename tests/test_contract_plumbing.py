@@ -526,3 +526,41 @@ def test_a_factory_declaring_an_expected_failure_runs_as_xfail(pytester):
     outcomes = result.parseoutcomes()
     assert outcomes.get("xfailed", 0) >= 2 and "failed" not in outcomes
     result.stdout.fnmatch_lines(["*XFAIL*[[]old-*kept to show what the migration fixed*"])
+
+
+class _WritesDOThenKV:
+    """A DAL whose put writes the DO and then KV, with no clock movement between them."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def put(self, key, value, ttl=3600):
+        self.env.do.set(key, json.dumps(value), ttl=ttl)
+        self.env.kv.put(key, json.dumps(value), expiration_ttl=ttl)
+
+    def get(self, key):
+        return None
+
+    def delete(self, key):
+        self.env.kv.delete(key)
+        self.env.do.delete(key)
+
+
+def test_the_transcript_lists_operations_of_one_instant_in_the_order_they_were_made():
+    from pytest_dualcache.contracts.harness import ContractHarness
+
+    harness = ContractHarness(_WritesDOThenKV)
+    dal = harness.start("do")
+    dal.put("k", 1)
+    dal.delete("k")
+    store_lines = [
+        line.split(": ")[0].split()[:2]
+        for line in harness.transcript().splitlines()
+        if line.startswith("      ")
+    ]
+    assert store_lines == [
+        ["CACHE_DO", "set"],
+        ["CACHE_KV", "put"],
+        ["CACHE_KV", "delete"],
+        ["CACHE_DO", "delete"],
+    ]

@@ -1,5 +1,6 @@
 """Ledger records: every field, caller attribution, and the cheap disabled mode."""
 
+import itertools
 import sys
 
 from pytest_dualcache.ledger import CallSite, Ledger, OperationRecord, find_call_site
@@ -66,3 +67,28 @@ def test_find_call_site_names_the_calling_function():
     site = find_call_site()
     assert site.filename == __file__
     assert site.function == "test_find_call_site_names_the_calling_function"
+
+
+def test_ledgers_sharing_a_counter_number_their_operations_in_the_order_made():
+    kv, do = Ledger("CACHE_KV"), Ledger("DO", kind="do")
+    _store_operation(kv, op="get", key="before", at=0.0, nbytes=0, ok=True)
+    numbers = itertools.count()
+    kv.number_operations(numbers)
+    do.number_operations(numbers)
+    for ledger, key in ((do, "first"), (kv, "second"), (do, "third")):
+        _store_operation(ledger, op="put", key=key, at=5.0, nbytes=1, ok=True)
+    assert [kv.number_of(position) for position in range(3)] == [None, 1, None]
+    assert [do.number_of(position) for position in range(3)] == [0, 2, None]
+
+
+def test_numbering_survives_turning_recording_off_and_on_and_a_clear():
+    ledger = Ledger("CACHE_KV")
+    ledger.number_operations(itertools.count(10))
+    _store_operation(ledger, op="put", key="a", at=0.0, nbytes=1, ok=True)
+    ledger.enabled = False
+    _store_operation(ledger, op="put", key="not recorded", at=0.0, nbytes=1, ok=True)
+    ledger.enabled = True
+    ledger.clear()
+    _store_operation(ledger, op="put", key="b", at=0.0, nbytes=1, ok=True)
+    assert [record.key for record in ledger.since(1)] == ["b"]
+    assert (ledger.number_of(0), ledger.number_of(1)) == (10, 11)
