@@ -167,11 +167,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[FACTORIES_KEY] = factories
     # Node ids of the suite given on the command line (pasted from a report) name no file
     # on disk: take them out of the paths to collect and select the suite's items with them.
-    from .contracts.paths import SUITE_NODEID
-
-    suite_ids = [arg for arg in config.args if arg.startswith(SUITE_NODEID)]
+    named = [(arg, _suite_node_id(config, arg)) for arg in config.args]
+    suite_ids = [node for _, node in named if node is not None]
     if suite_ids:
-        config.args[:] = [arg for arg in config.args if arg not in suite_ids]
+        config.args[:] = [arg for arg, node in named if node is None]
         config.stash[SUITE_IDS_KEY] = suite_ids
     try:
         default_budget = KVBudget.parse(
@@ -190,6 +189,25 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[KV_SESSION_KEY] = session
     config.pluginmanager.register(session, "dualcache-session")
+
+
+def _suite_node_id(config: pytest.Config, arg: str) -> str | None:
+    """The suite node id ``arg`` names, or None if it names none.
+
+    Reports show the suite's node ids relative to the current directory, which is not always
+    the rootdir the ids are relative to (``pytest -c sub/pytest.ini`` from above ``sub``):
+    both forms name it.
+    """
+    from .contracts.paths import SUITE_NODEID
+
+    path, separator, rest = arg.partition("::")
+    if path != SUITE_NODEID:
+        try:
+            shown_from = config.invocation_params.dir
+            path = (shown_from / path).resolve().relative_to(config.rootpath.resolve()).as_posix()
+        except ValueError:  # outside the rootdir
+            return None
+    return SUITE_NODEID + separator + rest if path == SUITE_NODEID else None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

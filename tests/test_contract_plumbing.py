@@ -564,3 +564,39 @@ def test_the_transcript_lists_operations_of_one_instant_in_the_order_they_were_m
         ["CACHE_KV", "delete"],
         ["CACHE_DO", "delete"],
     ]
+
+
+# --- suite node ids pasted back on the command line ---------------------------------------------
+
+ONE_TEST = "test_TTL_1_readable_until_ttl_gone_at_ttl"
+
+
+def _one_node_id(pytester) -> str:
+    """The node id of one parametrization of ONE_TEST, as the suite reports it."""
+    ids = suite_ids(pytester.inline_run("--dualcache", "-k", ONE_TEST))
+    assert len(ids) > 1
+    return sorted(ids)[0]
+
+
+def test_a_pasted_suite_node_id_runs_that_test_alone(pytester):
+    pytester.makepyfile("def test_own(): pass")
+    node = _one_node_id(pytester)
+    assert node.startswith(SUITE + ONE_TEST + "[")
+    assert list(suite_ids(pytester.inline_run("--dualcache", node))) == [node]
+
+
+def test_a_pasted_suite_path_runs_the_whole_suite_and_nothing_else(pytester):
+    pytester.makepyfile("def test_own(): pass")
+    reprec = pytester.inline_run("--dualcache", "pytest_dualcache/contracts/test_registered.py")
+    ids = suite_ids(reprec)
+    assert len(ids) > 100 and all(nodeid.startswith(SUITE) for nodeid in ids)
+
+
+def test_a_suite_node_id_shown_from_above_the_rootdir_names_the_same_test(pytester):
+    project = pytester.mkdir("project")
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "test_own.py").write_text("def test_own(): pass\n")
+    node = _one_node_id(pytester)
+    shown = f"project/{node}"  # what a report run from the parent directory prints
+    reprec = pytester.inline_run("--dualcache", "-c", "project/pytest.ini", shown)
+    assert list(suite_ids(reprec)) == [node]
