@@ -265,20 +265,24 @@ class ContractHarness:
 def _store_lines(
     ledgers: list[Any], shown: list[int], upto: tuple[int, ...], indent: str
 ) -> Iterator[str]:
-    # (virtual time, operation number, record): the number orders the DO and KV operations
-    # of one instant as they were made.
+    # The harness numbers every operation of its env's stores from one counter: that number
+    # is the order they were made in, even within one virtual instant. A ledger it did not
+    # number (added later) falls back to virtual time.
     rows: list[tuple[float, float, OperationRecord]] = []
     for index, ledger in enumerate(ledgers):
         end = upto[index] if index < len(upto) else ledger.position
         if index >= len(shown):
             shown.append(0)
-        if end > shown[index]:
-            records = ledger.since(shown[index])[: end - shown[index]]
-            for position, record in enumerate(records, shown[index]):
-                number = ledger.number_of(position)
-                rows.append((record.at, math.inf if number is None else number, record))
-            shown[index] = end
-    for _, _, record in sorted(rows, key=lambda row: row[:2]):
+        start = max(shown[index], ledger.position - len(ledger))  # clear() drops records
+        for position, record in enumerate(ledger.since(start)[: max(0, end - start)], start):
+            number = ledger.number_of(position)
+            rows.append((math.inf if number is None else number, record.at, record))
+        shown[index] = max(shown[index], end)
+    if any(number == math.inf for number, _, _ in rows):
+        rows.sort(key=lambda row: (row[1], row[0]))  # by time, then number
+    else:
+        rows.sort(key=lambda row: row[0])
+    for _, _, record in rows:
         outcome = "ok" if record.ok else f"FAILED {record.error}"
         yield f"{indent}{record.store} {record.op} {record.key!r} {record.bytes} B: {outcome}"
 

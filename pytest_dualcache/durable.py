@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from pytest_dualcache.clock import VirtualClock
 from pytest_dualcache.faults import FaultInjector, InjectsFaults
 from pytest_dualcache.jsondata import json_problem
-from pytest_dualcache.ledger import Ledger
+from pytest_dualcache.ledger import Ledger, require_kind
 from pytest_dualcache.limits import (
     DO_MAX_KEY_BYTES,
     DO_MAX_VALUE_BYTES,
@@ -305,7 +305,11 @@ class DurableObjectCache(InjectsFaults):
         self.name = name
         self._engine: DOEngine = MemoryEngine() if engine is None else engine
         self._engine_get = self._engine.get
-        self._ledger = Ledger(name, kind="do") if ledger is None else ledger
+        self._ledger = (
+            Ledger(name, kind="do")
+            if ledger is None
+            else require_kind(ledger, "do", "DurableObjectCache")
+        )
         self._max_requests_per_s = max_requests_per_s
         #: Injected failures: ``fail()``, ``recover()`` and ``outage()`` delegate here.
         self.faults = FaultInjector(OPERATIONS, _DO_ERRORS)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from .clock import VirtualClock
 from .faults import FaultInjector, InjectsFaults
-from .ledger import Ledger, write_hint
+from .ledger import Ledger, require_kind, write_hint
 from .limits import (
     KV_BINDING_MESSAGES,
     KV_DAILY_QUOTAS,
@@ -266,9 +266,7 @@ class KVNamespace(InjectsFaults):
         self.name = name
         self.plan = plan
         self.clock = clock
-        if ledger is not None and ledger.kind != "kv":
-            raise ValueError(f"a KV namespace records into a ledger of kind 'kv', got {ledger!r}")
-        self.ledger = ledger if ledger is not None else Ledger(name)
+        self.ledger = Ledger(name) if ledger is None else require_kind(ledger, "kv", "KVNamespace")
         # key -> (value, absolute expiration or None, metadata JSON or None, value bytes)
         self._entries: dict[str, tuple[str | bytes, int | None, str | None, int]] = {}
         self._last_write_at: dict[str, float] = {}
@@ -297,13 +295,13 @@ class KVNamespace(InjectsFaults):
         except Exception as exc:
             self.ledger.record("put", _key_text(key), now, 0, False, str(exc))
             raise
-        # KV budgets are about puts, so a put from the module that wrote last skips
-        # Ledger.record's stack walk and appends its row (Ledger's layout) here.
+        # KV budgets are about puts, so a put from a module whose writes need no stack walk
+        # (see WriteHint) appends its row here, in Ledger's row layout, skipping record().
         append_row = self.ledger.append_row
         if append_row is not None:
             caller = _getframe(1)
-            if caller.f_globals is write_hint.module_globals:
-                via = write_hint.via
+            hint_globals, via = write_hint.pair
+            if caller.f_globals is hint_globals:
                 append_row(
                     ("put", key, now, nbytes, True, None, caller.f_code, caller.f_lasti, via)
                 )

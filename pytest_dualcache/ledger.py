@@ -112,22 +112,35 @@ ROW_WIDTH = 9
 
 
 class WriteHint:
-    """The module that made the last KV write directly, and the ``via`` its writes get.
+    """A module whose direct KV writes need no stack walk, and the ``via`` they get.
 
-    A write whose immediate caller runs in ``module_globals`` gets ``via`` without a stack
-    walk: that holds when the caller is outside this package and either writes are not
-    classified (``via`` None) or the caller is itself a data-access module (``via`` its
-    name, whatever is above it). ``classify_writes`` resets it.
+    ``pair`` is ``(module globals, via)``, one tuple read at once. A put whose immediate
+    caller runs in those globals gets that ``via``: true when the caller is outside this
+    package and either writes are not classified (``via`` None) or the caller is itself a
+    data-access module (``via`` its name, whatever is above it). Other writers never set
+    it; ``classify_writes`` and a scope's end clear it (nor does it keep a module alive).
     """
 
-    __slots__ = ("module_globals", "via")
+    __slots__ = ("pair",)
 
     def __init__(self) -> None:
-        self.module_globals: dict[str, Any] | None = None
-        self.via: str | None = None
+        self.pair: tuple[dict[str, Any] | None, str | None] = _NO_HINT
+
+    def clear(self) -> None:
+        self.pair = _NO_HINT
 
 
+_NO_HINT: tuple[None, None] = (None, None)
 write_hint = WriteHint()
+
+
+def require_kind(ledger: Ledger, kind: str, owner: str) -> Ledger:
+    """``ledger`` if it records ``kind`` operations; a store must not log into the other kind's."""
+    if ledger.kind != kind:
+        raise ValueError(f"{owner} records into a ledger of kind {kind!r}, got {ledger!r}")
+    return ledger
+
+
 _live: weakref.WeakSet[Ledger] = weakref.WeakSet()
 _scopes: list[Scope] = []
 _serials = itertools.count()
@@ -195,6 +208,7 @@ class Scope:
         """Stop following new ledgers and release the ones this scope kept alive."""
         if self in self._registry:
             self._registry.remove(self)
+        write_hint.clear()
         self._released += [weakref.ref(ledger) for ledger in self.created]
         self.created = []
 
@@ -236,7 +250,7 @@ def classify_writes(modules: tuple[str, ...] | None) -> tuple[str, ...] | None:
     global _dal_modules
     previous, _dal_modules = _dal_modules, modules
     _is_dal_module.clear()
-    write_hint.module_globals = None
+    write_hint.clear()
     return previous
 
 
@@ -255,11 +269,11 @@ def _dal_module_of(frame: FrameType) -> str | None:
 def _remember_direct_writer(frame: FrameType) -> None:
     """Make ``frame``'s module the write hint if its writes' ``via`` needs no stack walk."""
     if _dal_modules is None:
-        write_hint.module_globals, write_hint.via = frame.f_globals, None
+        write_hint.pair = (frame.f_globals, None)
     else:
         module = _dal_module_of(frame)
         if module is not None:
-            write_hint.module_globals, write_hint.via = frame.f_globals, module
+            write_hint.pair = (frame.f_globals, module)
 
 
 class Ledger:
@@ -271,24 +285,25 @@ class Ledger:
     __slots__ = (
         "__weakref__",
         "_dropped",
+        "_kind",
         "_next_number",
         "_numbered_from",
         "_numbers",
         "_rows",
         "append_row",
-        "kind",
         "serial",
         "store",
     )
 
     def __init__(self, store: str, *, kind: str = "kv", enabled: bool = True) -> None:
         self.store = store
-        self.kind = kind
+        self._kind = kind
         # ROW_WIDTH fields per operation, flat: (op, key, at, bytes, ok, error, caller code,
         # caller instruction offset, via). The code object and offset are kept instead of
         # file/line strings, which cost far more.
         self._rows: list[Any] = []
         #: ``extend`` of the row list while recording, else None: the hot path's one check.
+        #: For this package's stores only: a row is exactly ROW_WIDTH fields, as above.
         self.append_row: Callable[[tuple[Any, ...]], None] | None = None
         self._numbers: list[int] | None = None  # see number_operations
         self._numbered_from = 0
@@ -298,6 +313,11 @@ class Ledger:
         _live.add(self)
         for scope in _scopes:
             scope.created.append(self)
+
+    @property
+    def kind(self) -> str:
+        """ "kv" or "do", fixed at creation: which kind of store records here."""
+        return self._kind
 
     @property
     def enabled(self) -> bool:
@@ -345,7 +365,7 @@ class Ledger:
             return
         frame: FrameType | None = _getframe(2)
         caller: FrameType | None = None
-        if op in _KV_WRITES and self.kind == "kv":
+        if op in _KV_WRITES and self._kind == "kv":
             if frame is not None and frame.f_code.co_filename not in _INTERNAL_FILES:
                 _remember_direct_writer(frame)
             if _dal_modules is None:
@@ -389,7 +409,7 @@ class Ledger:
 
     def since(self, index: int) -> list[OperationRecord]:
         """Operations recorded after the first ``index`` ones (pair with ``position``)."""
-        store, kind = self.store, self.kind
+        store, kind = self.store, self._kind
         fields = iter(self._rows[max(0, index - self._dropped) * ROW_WIDTH :])
         return [
             OperationRecord(

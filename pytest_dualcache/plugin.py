@@ -205,7 +205,7 @@ def _suite_node_id(config: pytest.Config, arg: str) -> str | None:
         try:
             shown_from = config.invocation_params.dir
             path = (shown_from / path).resolve().relative_to(config.rootpath.resolve()).as_posix()
-        except ValueError:  # outside the rootdir
+        except (ValueError, OSError, RuntimeError):  # outside the rootdir, or unresolvable
             return None
     return SUITE_NODEID + separator + rest if path == SUITE_NODEID else None
 

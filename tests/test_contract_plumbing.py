@@ -600,3 +600,16 @@ def test_a_suite_node_id_shown_from_above_the_rootdir_names_the_same_test(pytest
     shown = f"project/{node}"  # what a report run from the parent directory prints
     reprec = pytester.inline_run("--dualcache", "-c", "project/pytest.ini", shown)
     assert list(suite_ids(reprec)) == [node]
+
+
+def test_the_transcript_keeps_the_order_made_when_the_clock_is_set_back():
+    from pytest_dualcache.contracts.harness import ContractHarness
+
+    harness = ContractHarness(_WritesDOThenKV)
+    dal = harness.start("do")
+    harness.clock.advance(100)
+    dal.put("later-in-time", 1)
+    harness.clock.set(harness.clock.now() - 50)  # a DAL or test may set the clock back
+    dal.put("earlier-in-time", 2)
+    keys = [line.split("'")[1] for line in harness.transcript().splitlines() if "B: " in line]
+    assert keys == ["later-in-time"] * 2 + ["earlier-in-time"] * 2

@@ -640,7 +640,7 @@ def test_ledger_records_every_operation_with_its_caller(
 
 
 def test_ledger_records_refused_keys_and_throughput(clock: VirtualClock) -> None:
-    ledger = Ledger("SESSIONS")
+    ledger = Ledger("SESSIONS", kind="do")
     cache = DurableObjectCache(clock, name="SESSIONS", ledger=ledger, max_requests_per_s=1)
     assert cache.ledger is ledger
     with pytest.raises(DurableObjectLimitError):

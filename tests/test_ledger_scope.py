@@ -388,6 +388,32 @@ def test_turning_classification_on_forgets_a_hint_made_while_it_was_off(scope, c
     ]
 
 
-def test_a_kv_namespace_refuses_a_durable_object_ledger():
-    with pytest.raises(ValueError, match="kind 'kv'"):
+def test_each_store_refuses_the_other_kinds_ledger():
+    with pytest.raises(ValueError, match="KVNamespace records into a ledger of kind 'kv'"):
         KVNamespace(VirtualClock(), ledger=Ledger("DO", kind="do"))
+    with pytest.raises(ValueError, match="DurableObjectCache records into a ledger of kind 'do'"):
+        DurableObjectCache(VirtualClock(), ledger=Ledger("CACHE_KV"))
+    with pytest.raises(AttributeError):
+        Ledger("CACHE_KV").kind = "do"  # type: ignore[misc]
+
+
+def test_a_put_that_skips_the_walk_records_what_the_walk_would(scope, classified):
+    dal = _module("same_rows_dal", LOOP_SOURCE)
+    classify_writes(("same_rows_dal",))
+    namespace = KVNamespace(VirtualClock())
+    dal.save_many(namespace, ["walked"])  # the first write walks and sets the hint
+    ledger.write_hint.clear()
+    walked = _kv_writes(scope)[-1]
+    dal.save_many(namespace, ["walked-again"])
+    dal.save_many(namespace, ["hinted"])
+    again, hinted = _kv_writes(scope)[-2:]
+    assert ledger.write_hint.pair[1] == "same_rows_dal"
+    assert hinted._replace(key="k") == again._replace(key="k")
+    assert hinted._replace(key="k", at=0) == walked._replace(key="k", at=0)
+
+
+def test_a_scope_ending_forgets_the_hint():
+    _module("forgotten_dal", LOOP_SOURCE).save_many(KVNamespace(VirtualClock()), ["a"])
+    assert ledger.write_hint.pair[0] is not None
+    Scope().close()
+    assert ledger.write_hint.pair == (None, None)
