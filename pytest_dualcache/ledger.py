@@ -4,8 +4,8 @@ Recording sits on every KV/DO operation, so it is built to be cheap: a row is ni
 appended to one flat list (no object per row for the garbage collector to scan), the caller
 is found by a short frame walk that keeps the code location (no string formatting), and the
 public ``OperationRecord`` objects are made only when read. ``KVNamespace.put``, the
-operation KV budgets are about, skips even the walk when its caller is the module that
-wrote last (``write_hint``).
+operation KV budgets are about, skips even the walk when its caller is a module whose
+writes need none (``write_hint``).
 
 For the KV budget, ``mark()`` notes where every live ledger stands and ``records_since``
 returns what all of them recorded after it, in a deterministic order; and
@@ -316,7 +316,7 @@ class Ledger:
 
     @property
     def kind(self) -> str:
-        """ "kv" or "do", fixed at creation: which kind of store records here."""
+        """Which kind of store records here, "kv" or "do" (fixed at creation)."""
         return self._kind
 
     @property
