@@ -239,10 +239,18 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     ):
         return
     from .contracts import collected_suite
+    from .contracts.paths import SUITE_NODEID
 
-    suite = collected_suite(session)
+    suite = list(collected_suite(session))
     if chosen:
-        suite = (item for item in suite if any(_selects(node, item.nodeid) for node in chosen))
+        suite = [item for item in suite if any(_selects(node, item.nodeid) for node in chosen)]
+    # Announced like any collected module's items: "collected N items / M deselected"
+    # counts them, and plugins that follow pytest_itemcollected see them.
+    for item in suite:
+        session.ihook.pytest_itemcollected(item=item)
+    session.ihook.pytest_collectreport(
+        report=pytest.CollectReport(SUITE_NODEID, "passed", None, suite)
+    )
     items.extend(suite)
 
 

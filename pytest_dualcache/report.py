@@ -41,25 +41,28 @@ def call_site_text(record: OperationRecord, rootdir: Path) -> str:
 
 
 def summarize(records: Iterable[OperationRecord], rootdir: Path) -> dict[str, Any]:
-    """One test's numbers from its KV and DO operations (in the order they happened)."""
+    """One test's numbers from its KV and DO operations (in the order they happened).
+
+    An operation the report has no column for (a ledger a test filled by hand) is left out.
+    """
     kv = dict.fromkeys(KV_KINDS.values(), 0)
     kv_errors = {"rate_limited": 0, "quota": 0, "other": 0}
     do = dict.fromkeys(DO_KINDS, 0)
     sites: Counter[str] = Counter()
     for record in records:
         if record.store_kind == "kv":
-            if record.ok:
+            if not record.ok:
+                kv_errors[_error_class(record.error or "")] += 1
+            elif record.op in KV_KINDS:
                 kv[KV_KINDS[record.op]] += 1
                 if record.op == "put":
                     sites[call_site_text(record, rootdir)] += 1
-            else:
-                kv_errors[_error_class(record.error or "")] += 1
         elif not record.ok:
             do["errors"] += 1
         elif record.op == "get":
             do["gets"] += 1
             do["hits" if record.bytes else "misses"] += 1
-        else:
+        elif f"{record.op}s" in do:
             do[f"{record.op}s"] += 1
     return {
         "kv": kv,

@@ -7,6 +7,7 @@ around the suite, not the clauses, which other tests cover.
 from __future__ import annotations
 
 import json
+import re
 
 # pytester restores sys.modules after each in-process run: preloading what hypothesis's
 # terminal summary imports keeps every run from re-importing hypothesis (about 1 s each).
@@ -613,3 +614,15 @@ def test_the_transcript_keeps_the_order_made_when_the_clock_is_set_back():
     dal.put("earlier-in-time", 2)
     keys = [line.split("'")[1] for line in harness.transcript().splitlines() if "B: " in line]
     assert keys == ["later-in-time"] * 2 + ["earlier-in-time"] * 2
+
+
+def test_the_collected_line_counts_the_suite_with_the_own_tests(pytester):
+    pytester.makepyfile("def test_own(): pass")
+    result = pytester.runpytest("--dualcache", "-k", "test_own or TTL_1")
+    (line,) = [line for line in result.stdout.lines if line.startswith("collected ")]
+    found = re.fullmatch(r"collected (\d+) items / (\d+) deselected / (\d+) selected", line)
+    assert found, line
+    collected, deselected, selected = map(int, found.groups())
+    everything, _ = pytester.inline_genitems("--dualcache")
+    assert collected == len(everything) > 100  # test_own and the suite against the reference
+    assert collected - deselected == selected == result.parseoutcomes()["passed"]

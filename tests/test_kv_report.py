@@ -770,3 +770,22 @@ def test_a_crashed_worker_is_reported_never_dropped(pytester):
     assert len(data["crashed_workers"]) == 1 and data["crashed_workers"][0].startswith("gw")
     assert "test_crash.py::test_crash" not in data["tests"]
     assert len(data["tests"]) == 4
+
+
+def test_a_ledger_filled_by_hand_with_unknown_operations_never_breaks_the_report(pytester):
+    pytester.makeini("[pytest]\ndualcache_kv_allow = *::*\n")
+    pytester.makepyfile(
+        """
+        from pytest_dualcache.ledger import Ledger
+
+        def test_hand_made_rows(kv_namespace):
+            kv_namespace.ledger.record("scan", "k", 0.0, 0, True)
+            Ledger("DO", kind="do").record("put", "k", 0.0, 1, True)
+            kv_namespace.put("counted", "v")
+        """
+    )
+    result = pytester.runpytest("--dualcache", *SKIP_SUITE)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["KV operations: 0 reads, 1 writes, 0 deletes, 0 lists over 1 tests"]
+    )

@@ -75,8 +75,8 @@ def test_ledgers_sharing_a_counter_number_their_operations_in_the_order_made():
     numbers = itertools.count()
     kv.number_operations(numbers)
     do.number_operations(numbers)
-    for ledger, key in ((do, "first"), (kv, "second"), (do, "third")):
-        _store_operation(ledger, op="put", key=key, at=5.0, nbytes=1, ok=True)
+    for ledger, op, key in ((do, "set", "first"), (kv, "put", "second"), (do, "set", "third")):
+        _store_operation(ledger, op=op, key=key, at=5.0, nbytes=1, ok=True)
     assert [kv.number_of(position) for position in range(3)] == [None, 1, None]
     assert [do.number_of(position) for position in range(3)] == [0, 2, None]
 
