@@ -14,6 +14,7 @@ import re
 import sys
 from dataclasses import dataclass
 from decimal import Decimal
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 from .clock import VirtualClock
@@ -164,6 +165,11 @@ def js_number_text(raw: object) -> str:
         return "Infinity" if raw > 0 else "-Infinity"
     if raw == 0:
         return "0"
+    if 1e-4 <= abs(raw) < 1e16:
+        # Here repr is plain notation with the same shortest round-trip digits JavaScript
+        # picks; only an integral value's ".0" is not JavaScript's.
+        text = repr(raw)
+        return text[:-2] if text.endswith(".0") else text
     # ECMAScript Number::toString: the shortest round-trip digits (as repr finds them),
     # laid out in plain notation for 1e-7 < |x| < 1e21 and in exponent notation otherwise.
     sign = "-" if raw < 0 else ""
@@ -196,12 +202,17 @@ def js_json_stringify(value: object) -> str:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
 def _stringify_into(value: object, parts: list[str], active: set[int]) -> None:
     if value is None or value is True or value is False:
-        parts.append(json.dumps(value))
+        parts.append(_JSON_CONSTANTS[value])
     elif isinstance(value, str):
-        text = json.dumps(str(value), ensure_ascii=False)
-        parts.append(_LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+        text = encode_basestring(str(value))  # what json.dumps(..., ensure_ascii=False) writes
+        if not text.isascii():
+            text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        parts.append(text)
     elif isinstance(value, int):
         parts.append(str(int(value)))
     elif isinstance(value, float):
