@@ -29,6 +29,8 @@ from pytest_dualcache.kv import (
     KVValidationError,
     KVValueWithMetadata,
     js_int32_option,
+    js_json_stringify,
+    js_number_text,
     utf8_length,
 )
 from pytest_dualcache.ledger import Ledger
@@ -1419,3 +1421,36 @@ def test_any_list_prefix_returns_the_sorted_matching_keys(
     expected = utf8_sorted(name for name in names if name.startswith(prefix))
     assert listed_names(kv, prefix=prefix, limit=limit) == expected
     assert listed_names(kv, prefix=prefix) == expected
+
+
+# --- numbers and strings as JavaScript writes them (metadata is measured on that text) --------
+
+
+@pytest.mark.parametrize(
+    ("number", "javascript"),
+    [
+        (60.0, "60"),
+        (-231.5, "-231.5"),
+        (0.1 + 0.2, "0.30000000000000004"),
+        (1767571200.5, "1767571200.5"),
+        (1e-4, "0.0001"),
+        (9.999e-5, "0.00009999"),
+        (1e-6, "0.000001"),
+        (1e-7, "1e-7"),
+        (1.5e-7, "1.5e-7"),
+        (9999999999999998.0, "9999999999999998"),
+        (1e16, "10000000000000000"),
+        (1e20, "100000000000000000000"),
+        (1e21, "1e+21"),
+        (5e-324, "5e-324"),
+        (1.7976931348623157e308, "1.7976931348623157e+308"),
+        (-0.0, "0"),
+    ],
+)
+def test_numbers_are_written_as_javascript_writes_them(number: float, javascript: str) -> None:
+    assert js_number_text(number) == javascript
+
+
+def test_strings_in_metadata_are_escaped_as_json_stringify_escapes_them() -> None:
+    text = js_json_stringify(["é\u2028", '"\\/', "\x00\x1f", "lone \ud800", None, True, False])
+    assert text == '["é\u2028","\\"\\\\/","\\u0000\\u001f","lone \\ud800",null,true,false]'
