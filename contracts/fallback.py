@@ -10,9 +10,14 @@ from contextlib import AbstractContextManager, contextmanager
 import pytest
 
 from .clauses import clause
-from .harness import COORDINATION_PREFIX, ROUTES, ContractHarness, DALHandle, short
-
-EPSILON = 0.001
+from .harness import (
+    COORDINATION_PREFIX,
+    EPSILON,
+    ROUTES,
+    ContractHarness,
+    DALHandle,
+    short,
+)
 
 
 def kv_writes(contract: ContractHarness, mark: tuple[int, ...]) -> list[str]:

@@ -30,6 +30,9 @@ MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<no ttl>"})()
 #: Keys under this prefix are a DAL's own coordination records (a route marker), not data.
 COORDINATION_PREFIX = "\x00dualcache:"
 
+#: The smallest clock step the clauses take: one millisecond before a deadline.
+EPSILON = 0.001
+
 Factory = Callable[[DualCacheEnv], Any]
 ROUTES = ("do", "kv")
 TRANSCRIPT_EVENTS = 80  # a failure report shows at most this many of the latest events
@@ -160,14 +163,20 @@ class ContractHarness:
             raise ValueError(f"advance_to({at!r}): the clock is already at {now!r}")
         self.advance(at - now)
 
-    def hypothesis_settings(self) -> HypothesisSettings:
-        """Settings for a property clause: ``settings.examples`` runs, the same ones every run."""
+    def hypothesis_settings(self, *, runs: int = 1, **overrides: Any) -> HypothesisSettings:
+        """Settings for a property clause: ``runs`` times ``settings.examples`` examples, the
+        same ones every run (derandomized, no example database)."""
         return HypothesisSettings(
-            max_examples=self.settings.examples,
+            max_examples=runs * self.settings.examples,
             deadline=None,
             derandomize=True,
             database=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            suppress_health_check=[
+                HealthCheck.too_slow,
+                HealthCheck.filter_too_much,
+                HealthCheck.function_scoped_fixture,
+            ],
+            **overrides,
         )
 
     @property

@@ -8,9 +8,7 @@ import pytest
 
 from .clauses import clause
 from .fallback import do_write_failure
-from .harness import ROUTES, ContractHarness, DALHandle, reported_success
-
-EPSILON = 0.001
+from .harness import EPSILON, ROUTES, ContractHarness, DALHandle, reported_success
 
 
 def legacy_read(contract: ContractHarness, key: str) -> object:

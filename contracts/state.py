@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -187,13 +186,6 @@ class StateMachineClauses:
     def test_STATE_model_based_interleavings(self, contract: ContractHarness) -> None:
         run_state_machine_as_test(
             lambda: DualCacheMachine(contract),
-            settings=settings(
-                # Interleavings are where rare bugs hide: four times the property clauses' runs.
-                max_examples=4 * contract.settings.examples,
-                stateful_step_count=40,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture],
-            ),
+            # Interleavings are where rare bugs hide: four times the property clauses' runs.
+            settings=contract.hypothesis_settings(runs=4, stateful_step_count=40),
         )
