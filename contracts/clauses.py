@@ -12,12 +12,16 @@ from typing import TypeVar
 
 import pytest
 
+from pytest_dualcache.limits import KV_MAX_EXPIRATION_TTL_S
+
 CLAUSES: dict[str, str] = {
     "TTL-1": "A value is readable while elapsed < ttl and gone at elapsed >= ttl, on both routes.",
     "TTL-2": "An omitted ttl means the DAL's declared default (dal.default_ttl, 3600 if absent).",
     "TTL-3": "A ttl below 60 s works on the KV route and expires at ttl, not at 60.",
     "TTL-4": "An overwrite restarts the TTL.",
-    "TTL-5": "An invalid ttl is a clear error: nothing written, the previous value intact.",
+    "TTL-5": "An invalid ttl (not a positive int, or above KV's largest, "
+    f"{KV_MAX_EXPIRATION_TTL_S:,} s) is a clear error, the same on both routes: nothing "
+    "written, the previous value intact.",
     "TTL-6": "The local cache never serves a value past its TTL.",
     "SER-1": "Every strict-JSON value round-trips exactly on both routes.",
     "SER-2": "A non-JSON value (NaN and infinities included) is a clear error: nothing "

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from pytest_dualcache.limits import KV_MAX_EXPIRATION_TTL_S
+
 from .clauses import clause
-from .harness import ROUTES, ContractHarness
+from .harness import ROUTES, ContractHarness, PutOutcome
 
 EPSILON = 0.001  # the smallest clock step the clauses take: one millisecond before a deadline
 INVALID_TTLS = [
@@ -16,7 +18,13 @@ INVALID_TTLS = [
     pytest.param(True, id="bool"),
     pytest.param(1.5, id="float"),
     pytest.param("60", id="str"),
+    pytest.param(KV_MAX_EXPIRATION_TTL_S + 1, id="above-max"),
 ]
+
+
+def refusal(put: PutOutcome) -> str:
+    """How a put was refused: the exception type it raised, or its reported failure."""
+    return "success=False" if put.error is None else f"raised {type(put.error).__name__}"
 
 
 class TTLClauses:
@@ -112,6 +120,23 @@ class TTLClauses:
         assert dal.get("ttl:5") == "kept", f"put with ttl={ttl!r} must leave the earlier value"
         assert contract.instance("fresh").get("ttl:5") == "kept", (
             f"after put with ttl={ttl!r} the store must still hold the earlier value"
+        )
+
+    @clause("TTL-5")
+    @pytest.mark.parametrize("ttl", INVALID_TTLS)
+    def test_TTL_5_invalid_ttl_is_refused_the_same_way_on_both_routes(
+        self, contract: ContractHarness, ttl: object
+    ) -> None:
+        outcomes = {}
+        for route in ROUTES:
+            contract.use_route(route)
+            outcomes[route] = contract.instance(f"on-{route}").put("ttl:5", "bad", ttl=ttl)
+        assert not any(put.succeeded for put in outcomes.values()), (
+            f"put with ttl={ttl!r} must fail on both routes, got {outcomes}"
+        )
+        assert refusal(outcomes["do"]) == refusal(outcomes["kv"]), (
+            f"put with ttl={ttl!r} must be refused the same way on both routes: "
+            f"{refusal(outcomes['do'])} on the DO route, {refusal(outcomes['kv'])} on KV"
         )
 
     @clause("TTL-6")

@@ -20,6 +20,7 @@ from .env import DualCacheEnv, is_do_cache_enabled
 from .jsondata import json_problem
 from .kv import KVError, KVRateLimitError, utf8_length
 from .limits import DO_MAX_VALUE_BYTES, KV_MAX_KEY_BYTES, KV_MIN_EXPIRATION_TTL_S
+from .limits import KV_MAX_EXPIRATION_TTL_S as MAX_TTL_S  # the largest ttl, on both routes
 
 log = logging.getLogger("pytest_dualcache.abstraction")
 
@@ -482,9 +483,8 @@ class CacheAbstraction:
         metadata: dict[str, Any] = {"e": expires_at, "g": view.generation, "r": route, "s": stamp}
         if tombstone:
             metadata["t"] = 1
-        # KV's own expiry is whole seconds from the whole second now, at least 60 s: set it
-        # past the logical expiry so it never cuts a value short; reads check the logical one.
-        backstop = max(KV_MIN_EXPIRATION_TTL_S, math.ceil(ttl) + 1)
+        # KV's expiry (whole s from the whole second now) passes the logical one where int32 allows.
+        backstop = min(max(KV_MIN_EXPIRATION_TTL_S, math.ceil(ttl) + 1), MAX_TTL_S)
         reason = (
             "flag off" if route == "kv" else "DO failed: tombstone" if tombstone else "DO failed"
         )
@@ -707,8 +707,8 @@ def _check_key(key: object) -> None:
 
 
 def _checked_ttl(ttl: object, name: str) -> int:
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
-        raise CacheInputError(f"{name} must be a positive int of seconds, got {ttl!r}")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 < ttl <= MAX_TTL_S:
+        raise CacheInputError(f"{name} must be a positive int, at most {MAX_TTL_S} s, got {ttl!r}")
     return ttl
 
 

@@ -2,19 +2,30 @@
 
 Strongly consistent, TTLs exact on the virtual clock, Cloudflare's key/value size limits,
 fault injection and a throughput limit, over a dict or any redis-protocol server.
+
+Threads: each public operation of a ``DurableObjectCache`` (``set``, ``get``, ``delete``,
+``list``, ``stats``, ``clear``) holds the cache's ``RLock`` from admission through recording,
+so operations on one cache never interleave (``_serialized`` is that rule, in one place).
+
+A redis engine whose server stops answering raises ``DurableObjectError`` at the operation,
+recorded in the ledger as a failed DO operation; ``lost_servers()`` lists the servers lost.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import math
+import re
 import sys
+import threading
+import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from pytest_dualcache.clock import VirtualClock
 from pytest_dualcache.faults import FaultInjector, InjectsFaults
@@ -39,7 +50,11 @@ __all__ = [
     "Entry",
     "MemoryEngine",
     "RedisEngine",
+    "forget_lost_servers",
+    "lost_servers",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: What an engine stores per key: ``(data, is_json, expires_at, nbytes)``. ``data`` is the
 #: value itself for a str/int/float/bool/None, or its compact JSON text when ``is_json``;
@@ -141,6 +156,43 @@ class MemoryEngine:
         return len(self._data)
 
 
+_LOST_SERVERS: dict[str, str] = {}
+
+
+def lost_servers() -> list[str]:
+    """One message per Redis server lost in this process (URL redacted, first error)."""
+    return list(_LOST_SERVERS.values())
+
+
+def forget_lost_servers() -> None:
+    """Empty the ``lost_servers()`` record (a new session, or a test that lost one on purpose)."""
+    _LOST_SERVERS.clear()
+
+
+@functools.cache
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """What redis-py raises when the server is gone: refused, reset, timed out (imported late)."""
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return (ConnectionError, TimeoutError, OSError)
+
+
+def _answering(method: F) -> F:
+    """``method`` of a RedisEngine, with a server that stopped answering as a DurableObjectError."""
+
+    @functools.wraps(method)
+    def call(self: RedisEngine, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except _connection_errors() as exc:  # evaluated only once something was raised
+            message = f"Redis server {self.server} stopped answering: {exc}"
+            if self.url is not None:
+                _LOST_SERVERS.setdefault(self.server, message)
+            raise DurableObjectError(message) from exc
+
+    return call  # type: ignore[return-value]
+
+
 class RedisEngine:
     """Entries as redis strings under ``prefix``, one per key, via any ``redis.Redis`` client.
 
@@ -150,9 +202,13 @@ class RedisEngine:
     far beyond any test, so a run that crashed before ``clear()`` leaves nothing behind for
     long. ``clear()`` deletes only keys under ``prefix`` (SCAN, never FLUSHDB). Needs redis
     >= 6.2 (``SET ... GET``, ``GETDEL``); the default client is a private in-process fakeredis.
+
+    A server that stops answering (refused, reset, timed out) makes every call raise
+    ``DurableObjectError`` naming it; given its ``url`` (``on_server`` does), the engine also
+    adds it to ``lost_servers()``.
     """
 
-    __slots__ = ("_key_prefix", "cleanup_after_s", "client", "prefix")
+    __slots__ = ("_key_prefix", "cleanup_after_s", "client", "prefix", "server", "url")
 
     def __init__(
         self,
@@ -160,6 +216,7 @@ class RedisEngine:
         *,
         prefix: str = "dualcache:do:",
         cleanup_after_s: int = 86_400,
+        url: str | None = None,
     ) -> None:
         if client is None:
             import fakeredis  # lazily: importing this module must not import redis
@@ -168,6 +225,9 @@ class RedisEngine:
         self.client = client
         self.prefix = prefix
         self.cleanup_after_s = cleanup_after_s
+        #: The server's URL as given (None: not known), and as errors name it (no password).
+        self.url = url
+        self.server = _server_name(client) if url is None else _redact_url(url)
         self._key_prefix = _utf8(prefix)
 
     @classmethod
@@ -182,12 +242,14 @@ class RedisEngine:
             import redis as redis_module
 
             client = _SERVER_CLIENTS[url] = redis_module.Redis.from_url(url)
-        return cls(client, prefix=f"dualcache:{uuid.uuid4().hex}:")
+        return cls(client, prefix=f"dualcache:{uuid.uuid4().hex}:", url=url)
 
+    @_answering
     def get(self, key: str, /) -> Entry | None:
         """The entry stored under ``key``, or None."""
         return _decode_entry(self.client.get(self._key_prefix + _utf8(key)))
 
+    @_answering
     def set(self, key: str, entry: Entry, /) -> Entry | None:
         """Store ``entry`` under ``key`` and return the entry it replaced, or None."""
         raw = self.client.set(
@@ -195,10 +257,12 @@ class RedisEngine:
         )
         return _decode_entry(raw)
 
+    @_answering
     def delete(self, key: str, /) -> Entry | None:
         """Remove ``key`` and return the entry it held, or None."""
         return _decode_entry(self.client.getdel(self._key_prefix + _utf8(key)))
 
+    @_answering
     def items(self, prefix: str = "", /) -> Iterator[tuple[str, float]]:
         """``(key, expires_at)`` of every stored key starting with ``prefix``."""
         cut = len(self._key_prefix)
@@ -212,6 +276,7 @@ class RedisEngine:
             if raw is not None
         )
 
+    @_answering
     def clear(self) -> None:
         """Delete every key under this engine's prefix, and nothing else."""
         names = list(self._scan(self._key_prefix))
@@ -226,6 +291,26 @@ class RedisEngine:
 
 
 _SERVER_CLIENTS: dict[str, Any] = {}
+_URL_PASSWORD: Final = re.compile(r"(?i)(?<=[?&;])(password=)[^&;#]*")
+
+
+def _redact_url(url: str) -> str:
+    """``url`` with any password (``user:PASSWORD@`` or ``?password=``) shown as ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        url = url.replace(parts.netloc, f"{parts.username or ''}:***@{host}", 1)
+    return _URL_PASSWORD.sub(r"\1***", url)
+
+
+def _server_name(client: Any) -> str:
+    """How errors name the server of a client whose URL is not known."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    if "server" in kwargs:
+        return "(in-process fakeredis)"
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
 def close_server_clients() -> None:
@@ -264,6 +349,32 @@ def _decode_entry(raw: bytes | None) -> Entry | None:
     return (json.loads(data), False, float(expires_at), int(nbytes))
 
 
+def _serialized(method: F) -> F:
+    """``method`` under the cache's lock; if it is an operation that failed, one failed record.
+
+    The locking rule of the module docstring lives here, and so does the recording of every
+    failure (a refused key, ttl or value, an injected fault, the throughput limit, a lost
+    server): a failed operation is one ledger row, whatever refused it.
+    """
+    op = method.__name__
+    recorded = op in OPERATIONS
+    subject_name = "prefix" if op == "list" else "key"
+
+    @functools.wraps(method)
+    def run(self: DurableObjectCache, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            try:
+                return method(self, *args, **kwargs)
+            except BaseException as exc:
+                if recorded:
+                    subject = args[0] if args else kwargs.get(subject_name)
+                    key = "" if subject is None and op == "list" else _key_text(subject)
+                    self._ledger.record(op, key, self._clock.now(), 0, False, str(exc))
+                raise
+
+    return run  # type: ignore[return-value]
+
+
 class DurableObjectCache(InjectsFaults):
     """One Durable Object cache: get/set/delete/list with exact TTLs on a VirtualClock.
 
@@ -279,6 +390,7 @@ class DurableObjectCache(InjectsFaults):
         "_guarded",
         "_hits",
         "_ledger",
+        "_lock",
         "_max_requests_per_s",
         "_misses",
         "_window",
@@ -317,6 +429,7 @@ class DurableObjectCache(InjectsFaults):
         self._hits = self._misses = self._evictions = 0
         self._window = -math.inf
         self._window_count = 0
+        self._lock = threading.RLock()  # see the module docstring: one rule, in _serialized
 
     @property
     def engine(self) -> DOEngine:
@@ -335,41 +448,34 @@ class DurableObjectCache(InjectsFaults):
 
     # --- operations ---------------------------------------------------------------------
 
+    @_serialized
     def set(self, key: str, value: object, *, ttl: float) -> None:
         """Store JSON data ``value`` under ``key`` for ``ttl`` seconds; overwriting restarts it."""
         now = self._clock.now()
-        try:
-            if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
-                key = _checked_key(key)
-            if type(ttl) not in _TTL_TYPES or not 0 < ttl <= _MAX_TTL:
-                ttl = _checked_ttl(ttl)
-            if type(value) is str and len(value) <= _STR_FAST_CHARS:
-                text = encode_basestring(value)
-                entry = (
-                    value,
-                    False,
-                    now + ttl,
-                    len(text) if text.isascii() else len(_utf8(text)),
-                )
-            else:
-                entry = _encode_value(value, now + ttl)
-        except DurableObjectLimitError as exc:
-            self._ledger.record("set", _key_text(key), now, 0, False, str(exc))
-            raise
+        if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
+            key = _checked_key(key)
+        if type(ttl) not in _TTL_TYPES or not 0 < ttl <= _MAX_TTL:
+            ttl = _checked_ttl(ttl)
+        if type(value) is str and len(value) <= _STR_FAST_CHARS:
+            text = encode_basestring(value)
+            entry = (value, False, now + ttl, len(text) if text.isascii() else len(_utf8(text)))
+        else:
+            entry = _encode_value(value, now + ttl)
         if self._guarded or self.faults.active:
-            self._admit("set", key, now)
+            self._admit("set", now)
         previous = self._engine.set(key, entry)
         if previous is not None and now >= previous[2]:
             self._evictions += 1
         self._ledger.record("set", key, now, entry[3], True, None)
 
+    @_serialized
     def get(self, key: str) -> object | None:
         """The value stored under ``key`` (a fresh copy), or None on a miss or once expired."""
         now = self._clock.now()
         if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
-            key = self._checked_key_for("get", key, now)
+            key = _checked_key(key)
         if self._guarded or self.faults.active:
-            self._admit("get", key, now)
+            self._admit("get", now)
         entry = self._engine_get(key)
         if entry is None:
             self._misses += 1
@@ -385,13 +491,14 @@ class DurableObjectCache(InjectsFaults):
         self._ledger.record("get", key, now, entry[3], True, None)
         return json.loads(entry[0]) if entry[1] else entry[0]
 
+    @_serialized
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if a live entry was removed (an expired one counts as absent)."""
         now = self._clock.now()
         if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
-            key = self._checked_key_for("delete", key, now)
+            key = _checked_key(key)
         if self._guarded or self.faults.active:
-            self._admit("delete", key, now)
+            self._admit("delete", now)
         removed = self._engine.delete(key)
         live = removed is not None and now < removed[2]
         if removed is not None and not live:
@@ -399,26 +506,26 @@ class DurableObjectCache(InjectsFaults):
         self._ledger.record("delete", key, now, 0, True, None)
         return live
 
+    @_serialized
     def list(self, prefix: str | None = None) -> builtins.list[str]:
         """Live keys starting with ``prefix``, sorted by code point (= UTF-8 byte) order."""
         now = self._clock.now()
         if prefix is None:
             prefix = ""
         elif not isinstance(prefix, str):
-            error = DurableObjectLimitError(
+            raise DurableObjectLimitError(
                 f"list() prefix must be a str or None, got {type(prefix).__name__} {prefix!r}"
             )
-            self._ledger.record("list", repr(prefix), now, 0, False, str(error))
-            raise error
         if self._guarded or self.faults.active:
-            self._admit("list", prefix, now)
+            self._admit("list", now)
         keys = self._live_keys(prefix, now)
         keys.sort()
         self._ledger.record("list", prefix, now, 0, True, None)
         return keys
 
+    @_serialized
     def stats(self) -> DOStats:
-        """Hits, misses, hit rate, live entries and TTL evictions so far (never fails)."""
+        """Hits, misses, hit rate, live entries and TTL evictions (fails only if storage does)."""
         size = len(self._live_keys("", self._clock.now()))
         gets = self._hits + self._misses
         return DOStats(
@@ -429,6 +536,7 @@ class DurableObjectCache(InjectsFaults):
             evictions=self._evictions,
         )
 
+    @_serialized
     def clear(self) -> None:
         """Drop every entry and zero the stats and the throughput window (faults stay)."""
         self._engine.clear()
@@ -440,11 +548,10 @@ class DurableObjectCache(InjectsFaults):
 
     # --- internals ----------------------------------------------------------------------
 
-    def _admit(self, op: str, key: str, now: float) -> None:
-        """Raise (and record) an injected failure or a throughput refusal, else count the call."""
+    def _admit(self, op: str, now: float) -> None:
+        """Raise an injected failure or a throughput refusal, else count the call."""
         error = self.faults.take(op)
         if error is not None:
-            self._ledger.record(op, key, now, 0, False, str(error))
             raise error
         limit = self._max_requests_per_s
         if limit is None:
@@ -454,9 +561,7 @@ class DurableObjectCache(InjectsFaults):
             self._window = window
             self._window_count = 0
         if self._window_count >= limit:
-            error = _overloaded()
-            self._ledger.record(op, key, now, 0, False, str(error))
-            raise error
+            raise _overloaded()
         self._window_count += 1
 
     def _live_keys(self, prefix: str, now: float) -> builtins.list[str]:
@@ -469,13 +574,6 @@ class DurableObjectCache(InjectsFaults):
             if self._engine.delete(key) is not None:
                 self._evictions += 1
         return live
-
-    def _checked_key_for(self, op: str, key: object, now: float) -> str:
-        try:
-            return _checked_key(key)
-        except DurableObjectLimitError as exc:
-            self._ledger.record(op, _key_text(key), now, 0, False, str(exc))
-            raise
 
     def __repr__(self) -> str:
         return f"<DurableObjectCache {self.name} on {type(self._engine).__name__}>"
@@ -571,7 +669,7 @@ def _is_positive_int(value: object) -> bool:
 
 
 def _key_text(key: object) -> str:
-    return key if isinstance(key, str) else repr(key)
+    return str.__str__(key) if isinstance(key, str) else repr(key)
 
 
 def _overloaded() -> DurableObjectError:

@@ -20,6 +20,13 @@ KV_MAX_VALUE_BYTES: Final = 25 * 1024 * 1024
 KV_MAX_METADATA_BYTES: Final = 1024
 #: expirationTtl and expiration must be at least 60 s ahead (docs "Expiring keys").
 KV_MIN_EXPIRATION_TTL_S: Final = 60
+#: The largest expirationTtl: 2**31 - 1 s (about 68 years). The docs name no maximum, but the
+#: Workers binding takes expirationTtl as a 32-bit int (workerd src/workerd/api/kv.h,
+#: ``PutOptions { jsg::Optional<int> expirationTtl; }``) and throws a TypeError above it
+#: (kv.py's ``js_int32_option``, ``KV_BINDING_MESSAGES["int32_range"]``). The absolute
+#: expiry it makes, now + ttl (about 3.9e9 s since the epoch), is a plain number to KV and to
+#: a Durable Object, which takes any finite ttl: so it is the largest TTL both stores carry.
+KV_MAX_EXPIRATION_TTL_S: Final = 2**31 - 1
 #: cacheTtl on reads: at least 30 s (docs "Minimum cacheTtl 30 seconds"; Miniflare agrees).
 KV_MIN_CACHE_TTL_S: Final = 30
 #: list() returns at most 1,000 keys per page (docs "list() method"; Miniflare MAX_LIST_KEYS).

@@ -10,9 +10,12 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import fakeredis
 import pytest
 
 from pytest_dualcache.abstraction import (
+    MAX_TTL_S,
+    REPAIR_BACKOFF_MAX_S,
     ROUTE_MARKER_KEY,
     AsyncCacheAbstraction,
     CacheAbstraction,
@@ -20,6 +23,7 @@ from pytest_dualcache.abstraction import (
     CacheStats,
     WriteResult,
 )
+from pytest_dualcache.durable import RedisEngine
 from pytest_dualcache.env import DualCacheEnv
 
 ROUTES = ("do", "kv")
@@ -148,7 +152,7 @@ BAD_KEYS = [
     pytest.param(None, "must be non-empty str", id="none"),
     pytest.param(b"key", "must be non-empty str", id="bytes"),
 ]
-BAD_TTLS = [0, -1, True, 1.5, "60", math.inf]
+BAD_TTLS = [0, -1, True, 1.5, "60", math.inf, MAX_TTL_S + 1, 2**63]
 BAD_VALUES = [
     pytest.param({1, 2}, "type set", id="set"),
     pytest.param(b"raw", "type bytes", id="bytes"),
@@ -191,6 +195,27 @@ def test_a_bad_key_is_a_cache_input_error_naming_the_limit(route, env, seeded, k
 def test_a_bad_ttl_is_a_cache_input_error(route, env, seeded, ttl):
     with nothing_written(env), pytest.raises(CacheInputError, match="ttl must be a positive int"):
         seeded.put("k", "after", ttl=ttl)
+
+
+def test_the_largest_ttl_is_kvs_int32_bound():
+    assert MAX_TTL_S == 2**31 - 1, "the Workers binding takes expirationTtl as a 32-bit int"
+
+
+def test_a_ttl_beyond_the_largest_is_refused_before_any_store_on_both_routes(route, env, seeded):
+    # Issue 10 item 14: 2**31 was success=False on the KV route (the binding's int32 range
+    # error) but a success on the DO route; the same call now fails the same way on both.
+    with nothing_written(env), pytest.raises(CacheInputError, match="at most 2147483647 s"):
+        seeded.put("k", "after", ttl=2**31)
+
+
+def test_the_largest_ttl_works_on_both_routes_until_it_ends(route, env, cache):
+    env.clock.advance(0.5)  # mid-second: KV's whole-second expiry must not cut it short here
+    written = cache.put("k", "v", ttl=MAX_TTL_S)
+    assert (written.success, written.route) == (True, route)
+    env.clock.advance(MAX_TTL_S - 1)
+    assert CacheAbstraction(env).get("k") == "v", "a fresh instance reads it from the store"
+    env.clock.advance(1)
+    assert CacheAbstraction(env).get("k") is None
 
 
 @pytest.mark.parametrize(("value", "says"), BAD_VALUES)
@@ -416,6 +441,23 @@ def test_a_failing_do_get_falls_back_to_kv_and_never_raises(env, cache, error):
     assert cache.get("copy") == "c"
     assert cache.get("on-do") is None
     assert cache.stats().fallbacks > fallbacks
+
+
+def test_a_lost_redis_server_falls_back_to_kv_like_any_do_outage():
+    server = fakeredis.FakeServer()
+    engine = RedisEngine(fakeredis.FakeRedis(server=server))
+    env = DualCacheEnv(do_engine=engine)
+    cache = CacheAbstraction(env)
+    cache.put("on-do", "d")
+    server.connected = False
+    assert cache.get("on-do") is None, "FB-4: a lost server is a DO error; get never raises"
+    assert cache.put("k", "v") == WriteResult(True, "k", 3600, "kv", None)
+    assert cache.get("k") == "v"
+    assert cache.list() == ["k"]
+    server.connected = True
+    env.clock.advance(REPAIR_BACKOFF_MAX_S)  # past any repair backoff
+    assert cache.get("on-do") == "d" and cache.get("k") == "v"
+    assert marker(env)["degraded"] is False, "the next DO call that answers repairs"
 
 
 def test_a_successful_do_call_repairs_the_degraded_route(env, cache):
