@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,14 @@ from .report import (
     call_site_text,
     compare,
     load_baseline,
+    output_problem,
     summarize,
     write_json_atomically,
 )
 
 SCOPE_KEY = pytest.StashKey[ledger.Scope]()
 REFERENCE_MODULE = "pytest_dualcache.abstraction"
+WORKER_INTERRUPTED = "interrupted (KeyboardInterrupt on an xdist worker)"
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,14 @@ def gate_options(config: pytest.Config) -> GateOptions:
         baseline = load_baseline(baseline_path) if baseline_path else None
     except BaselineError as exc:
         raise pytest.UsageError(f"--dualcache-baseline: {exc}") from None
-    return GateOptions(path("dualcache_report"), path("dualcache_save_baseline"), baseline, growth)
+    outputs = {"--dualcache-report": path("dualcache_report")}
+    outputs["--dualcache-save-baseline"] = path("dualcache_save_baseline")
+    if not hasattr(config, "workerinput"):  # xdist workers write nothing; the controller checked
+        for option, target in outputs.items():
+            problem = output_problem(target) if target is not None else None
+            if problem:
+                raise pytest.UsageError(f"{option}: {problem}")
+    return GateOptions(*outputs.values(), baseline, growth)
 
 
 def _fail_for_kv(item: pytest.Item, report: pytest.TestReport, message: str) -> None:
@@ -115,6 +124,8 @@ class KVSession:
         self.report = SessionReport()
         self.gate_result: GateResult | None = None
         self.is_worker = hasattr(config, "workerinput")
+        #: (what, path, error) of each report or baseline file that could not be written.
+        self.write_errors: list[tuple[str, Path, str]] = []
         ledger.enter_session((REFERENCE_MODULE, *dal_modules))
         self._scopes = ledger.current_scopes()
 
@@ -225,11 +236,30 @@ class KVSession:
         elif report.when == "???" and report.failed:  # xdist: the test's worker crashed
             self.report.missing_tests.append(report.nodeid)
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.report.deselected += len(items)
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: the controller collects nothing
+            workeroutput["dualcache_deselected"] = self.report.deselected
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        if error:
+        deselected = getattr(node, "workeroutput", {}).get("dualcache_deselected")
+        if isinstance(deselected, int):  # every worker collects (and deselects) the same
+            self.report.deselected = max(self.report.deselected, deselected)
+        if error == "keyboard-interrupt":  # xdist's word for a worker that was interrupted
+            self.report.stop(WORKER_INTERRUPTED)
+        elif error:
             worker = getattr(getattr(node, "gateway", None), "id", "a worker")
-            self.report.crashed_workers.append(f"{worker}: {str(error).strip()[:200]}")
+            self.report.worker_crashed(worker, error)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # Ctrl-C, a KeyboardInterrupt raised in a test, pytest.exit(), and the Interrupted
+        # that pytest and xdist raise to stop a session early (session.shouldstop, xdist -x).
+        exc = excinfo.value
+        if WORKER_INTERRUPTED in self.report.stopped and type(exc) is not KeyboardInterrupt:
+            return  # xdist stopping the session because a worker was interrupted: said already
+        self.report.stop(_interruption(exc))
 
     # --- the end of the session ---------------------------------------------------------------
 
@@ -243,25 +273,74 @@ class KVSession:
                 session.testsfailed += 1  # exit code 1, as for a failing test
         return result
 
-    def pytest_sessionfinish(self) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             return
+        for flag in (session.shouldfail, session.shouldstop):  # -x, --maxfail, a plugin
+            if flag:
+                self.report.stop(_stopped_early(flag))
+        if exitstatus == pytest.ExitCode.INTERRUPTED and self.report.complete:
+            self.report.stop("interrupted")
         if self.gate.report_path is not None:
-            write_json_atomically(self.gate.report_path, self.report.to_json())
-        if self.gate.save_baseline is not None:
-            write_json_atomically(self.gate.save_baseline, baseline_of(self.report))
+            self._write("KV report", self.gate.report_path, self.report.to_json)
+        if self.gate.save_baseline is not None and self.report.complete:
+            self._write("KV baseline", self.gate.save_baseline, lambda: baseline_of(self.report))
+        if self.write_errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _write(self, what: str, path: Path, data: Callable[[], dict[str, Any]]) -> None:
+        try:
+            write_json_atomically(path, data())
+        except OSError as exc:
+            self.write_errors.append((what, path, exc.strerror or str(exc)))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker:
             return
         terminalreporter.write_sep("=", "dualcache KV report")
         for line in self.report.render():
-            terminalreporter.write_line(line)
+            incomplete = line.startswith("SESSION INCOMPLETE")
+            terminalreporter.write_line(line, red=incomplete, bold=incomplete)
         if self.gate_result is not None:
             red = self.gate_result.failed
             for line in self.gate_result.render(self.gate.max_growth):
                 terminalreporter.write_line(line, red=red, bold=red)
-        if self.gate.report_path is not None:
-            terminalreporter.write_line(f"KV report written to {self.gate.report_path}")
-        if self.gate.save_baseline is not None:
+        elif self.gate.baseline is not None:
+            terminalreporter.write_line(
+                "KV writes not compared with the baseline: the session stopped early"
+            )
+        failed = {path for _, path, _ in self.write_errors}
+        for what, path, error in self.write_errors:
+            terminalreporter.write_line(f"{what} NOT written to {path}: {error}", red=True)
+        if self.gate.report_path is not None and self.gate.report_path not in failed:
+            incomplete = "" if self.report.complete else ' (marked "complete": false)'
+            terminalreporter.write_line(f"KV report written to {self.gate.report_path}{incomplete}")
+        if self.gate.save_baseline is None or self.gate.save_baseline in failed:
+            return
+        if self.report.complete:
             terminalreporter.write_line(f"KV baseline written to {self.gate.save_baseline}")
+        else:
+            terminalreporter.write_line(
+                f"KV baseline NOT written to {self.gate.save_baseline}: the session was "
+                f"incomplete ({'; '.join(self.report.incomplete_reasons)}), and a baseline "
+                "must cover every selected test",
+                red=True,
+                bold=True,
+            )
+
+
+def _interruption(exc: BaseException) -> str:
+    """Why an interrupted session stopped, in words that are the same run after run."""
+    if isinstance(exc, pytest.exit.Exception):
+        return f"stopped by pytest.exit(): {exc.msg}" if exc.msg else "stopped by pytest.exit()"
+    message = str(exc).strip()
+    if message == "True":  # Interrupted(session.shouldstop) when a plugin set it to True
+        return _stopped_early(True)
+    if type(exc) is KeyboardInterrupt or not message:
+        return f"interrupted ({type(exc).__name__})"
+    return _stopped_early(message)
+
+
+def _stopped_early(flag: object) -> str:
+    """The reason for a ``session.shouldstop``/``shouldfail`` (a string or True)."""
+    return f"stopped early: {flag}" if isinstance(flag, str) else "stopped early"

@@ -339,13 +339,25 @@ def test_the_json_report_is_versioned_per_test_and_totals_and_byte_identical(cou
     report.write_text("stale, from an earlier run\n")
     _run_counted(counted, report)
     first = report.read_bytes()
-    _run_counted(counted, report)
+    result = _run_counted(counted, report)
     assert report.read_bytes() == first
     assert os.listdir(out) == ["report.json"]  # replaced in place, no temporary file left
 
     data = json.loads(first)
-    assert set(data) == {"version", "tests", "totals", "crashed_workers", "missing_tests"}
+    assert set(data) == {
+        "version",
+        "complete",
+        "incomplete_reasons",
+        "deselected",
+        "tests",
+        "totals",
+        "crashed_workers",
+        "missing_tests",
+    }
     assert data["version"] == 1
+    assert (data["complete"], data["incomplete_reasons"]) == (True, [])
+    # -k deselected the contract suite: the report says how many tests it leaves out.
+    assert data["deselected"] == result.parseoutcomes()["deselected"] > 0
     assert list(data["tests"]) == sorted(f"test_counted.py::{name}" for name in COUNTED_NAMES)
     assert all(set(test) == TEST_KEYS for test in data["tests"].values())
     assert set(data["totals"]) == TOTALS_KEYS
@@ -545,15 +557,40 @@ def test_new_tests_are_listed_not_failed(gate):
     )
 
 
+def _brackets_literal(pattern: str) -> str:
+    """``pattern`` for fnmatch with its ``[`` matched literally (JSON paths have them)."""
+    return pattern.replace("[", "[[]")
+
+
+NOT_A_BASELINE = "baseline {path} is not a dualcache baseline (save one with *): "
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         (None, "baseline {path} does not exist"),
         ("{not json", "baseline {path} is not readable JSON: *"),
-        ('{"version": 2, "tests": {}, "totals": {}}', "baseline {path} is not a dualcache*"),
-        ("[]", "baseline {path} is not a dualcache baseline of version 1 (save one with *"),
+        (
+            '{"version": 2, "tests": {}, "totals": {}}',
+            "baseline {path} has version 2 (a newer pytest-dualcache wrote it); this "
+            "pytest-dualcache reads version 1: save the baseline again with this one",
+        ),
+        ('{"version": 0, "tests": {}}', "baseline {path} has version 0; this *"),
+        ('{"version": "1", "tests": {}}', NOT_A_BASELINE + 'version: expected an integer, got "1"'),
+        ('{"version": true, "tests": {}}', NOT_A_BASELINE + "version: expected an integer*"),
+        ('{"tests": {}}', NOT_A_BASELINE + "version: missing"),
+        ("[]", NOT_A_BASELINE + 'the top level: expected an object with "version"*, got []'),
     ],
-    ids=["missing", "corrupt", "wrong-version", "not-a-baseline"],
+    ids=[
+        "missing",
+        "corrupt",
+        "newer-version",
+        "unknown-older-version",
+        "version-as-text",
+        "version-as-bool",
+        "no-version",
+        "not-a-baseline",
+    ],
 )
 def test_an_unusable_baseline_is_a_usage_error(pytester, content, message):
     pytester.makepyfile("def test_x(): pass")
@@ -562,22 +599,67 @@ def test_an_unusable_baseline_is_a_usage_error(pytester, content, message):
         path.write_text(content)
     result = pytester.runpytest("--dualcache", *SKIP_SUITE, f"--dualcache-baseline={path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: --dualcache-baseline: {message.format(path=path)}"])
+    expected = f"ERROR: --dualcache-baseline: {message.format(path=path)}"
+    result.stderr.fnmatch_lines([_brackets_literal(expected)])
+
+
+ENTRY = 'tests["test_x.py::test_x"]'
 
 
 @pytest.mark.parametrize(
-    "content",
+    ("content", "where"),
     [
-        '{"version": 1, "tests": {"test_x.py::test_x": 5}, "totals": {}}',
-        '{"version": 1, "tests": {}, "totals": {"writes": "many"}}',
+        ('{"version": 1, "tests": {"test_x.py::test_x": 5}, "totals": {}}', f"{ENTRY}: *"),
+        ('{"version": 1, "tests": {}, "totals": {"writes": "many"}}', "totals.writes: *"),
+        ('{"version": 1, "tests": [], "totals": {}}', "tests: expected an object*"),
+        ('{"version": 1, "totals": {}}', "tests: missing*"),
+        ('{"version": 1, "tests": {}, "totals": 7}', "totals: expected an object*"),
+        (
+            '{"version": 1, "tests": {"test_x.py::test_x": {"writes": 1, "write_sites": 3}}}',
+            f"{ENTRY}.write_sites: expected a list of call sites, got 3",
+        ),
+        (
+            '{"version": 1, "tests": {"test_x.py::test_x": {"writes": 1, '
+            '"write_sites": ["a.py:1:f", "b.py:2:g", ["c.py:3:h"]]}}}',
+            f"{ENTRY}.write_sites[2]: expected a call site string (path:line:function), "
+            'got ["c.py:3:h"]',
+        ),
+        (
+            '{"version": 1, "tests": {"test_x.py::test_x": {"writes": -1}}}',
+            f"{ENTRY}.writes: expected an integer >= 0, got -1",
+        ),
+        (
+            '{"version": 1, "tests": {"test_x.py::test_x": {"writes": 1.5}}}',
+            f"{ENTRY}.writes: expected an integer >= 0, got 1.5",
+        ),
+        (
+            '{"version": 1, "tests": {"test_x.py::test_x": {"writes": 1, "deletes": true}}}',
+            f"{ENTRY}.deletes: expected an integer >= 0, got true",
+        ),
     ],
-    ids=["test-entry", "total"],
+    ids=[
+        "test-entry",
+        "total",
+        "tests-a-list",
+        "tests-missing",
+        "totals-an-int",
+        "write-sites-an-int",
+        "write-sites-a-list-of-lists",
+        "negative-writes",
+        "fractional-writes",
+        "deletes-a-bool",
+    ],
 )
-def test_a_malformed_baseline_body_is_a_usage_error(pytester, content):
-    pytester.makepyfile(test_x="def test_x(): pass")
+def test_a_malformed_baseline_body_is_a_usage_error_naming_the_field(pytester, content, where):
+    pytester.makepyfile(test_x="def test_x(kv_namespace):\n    kv_namespace.put('k', 'v')\n")
     (pytester.path / "base.json").write_text(content)
     result = pytester.runpytest("--dualcache", *SKIP_SUITE, "--dualcache-baseline=base.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    prefix = NOT_A_BASELINE.format(path="base.json")
+    result.stderr.fnmatch_lines(
+        [_brackets_literal(f"ERROR: --dualcache-baseline: {prefix}{where}")]
+    )
 
 
 @pytest.mark.parametrize(

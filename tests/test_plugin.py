@@ -168,7 +168,8 @@ def test_env_is_closed_after_the_test(pytester):
             assert len(env.do.engine) == 0
         """
     )
-    pytester.runpytest().assert_outcomes(passed=2)
+    # The order is the scenario: test_closed looks at what test_write left behind.
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
 # --- ini keys -------------------------------------------------------------------------------
