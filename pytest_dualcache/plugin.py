@@ -143,6 +143,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # --help must work even when an ini value is broken
     settings = resolve_settings(config)
     config.stash[SETTINGS_KEY] = settings
+    if settings.redis_url:
+        from .durable import forget_lost_servers
+
+        forget_lost_servers()  # a session nested in another (pytester) starts with none lost
     gate_options = [
         "--dualcache-report",
         "--dualcache-save-baseline",
@@ -208,6 +212,25 @@ def _suite_node_id(config: pytest.Config, arg: str) -> str | None:
         except (ValueError, OSError, RuntimeError):  # outside the rootdir, or unresolvable
             return None
     return SUITE_NODEID + separator + rest if path == SUITE_NODEID else None
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """After a test (its env closed), stop the session if the real Redis server was lost:
+    later tests would run against no DO at all, and their results would not mean what they say.
+    """
+    result = yield
+    settings = item.config.stash.get(SETTINGS_KEY, None)
+    if settings is not None and settings.redis_url and not item.session.shouldstop:
+        from .durable import lost_servers
+
+        lost = lost_servers()
+        if lost:
+            item.session.shouldstop = (
+                f"dualcache: {lost[0]}; stopping the session, since the DO cache of every "
+                "later test would be gone"
+            )
+    return result
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -264,3 +264,35 @@ def test_a_lost_server_falls_back_to_kv_through_the_dal(no_lost_servers: None) -
 def test_a_server_is_named_by_its_url_without_the_password(url: str, shown: str) -> None:
     engine = RedisEngine(fakeredis.FakeRedis(server=fakeredis.FakeServer()), url=url)
     assert (engine.url, engine.server) == (url, shown)
+
+
+def test_a_server_lost_mid_run_stops_the_session_after_that_test_naming_it(
+    pytester: pytest.Pytester,
+    own_redis_server: tuple[subprocess.Popen[str], int],
+    no_lost_servers: None,
+) -> None:
+    process, port = own_redis_server
+    pytester.makepyfile(
+        f"""
+        import os, signal
+
+        def test_server_dies(do_cache):
+            do_cache.set("k", "v", ttl=60)
+            os.kill({process.pid}, signal.SIGKILL)
+            try:
+                do_cache.get("k")
+            except Exception as exc:
+                assert type(exc).__name__ == "DurableObjectError"
+
+        def test_never_runs(do_cache):
+            do_cache.set("k", "v", ttl=60)
+        """
+    )
+    result = pytester.runpytest(f"--dualcache-redis-url=redis://:s3cret@127.0.0.1:{port}/0")
+    process.wait()
+    result.assert_outcomes(passed=1)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        [f"*dualcache: Redis server redis://:***@127.0.0.1:{port}/0 stopped answering*stopping*"]
+    )
+    assert "s3cret" not in result.stdout.str()
