@@ -3,6 +3,14 @@
 Validation follows workerd and Miniflare (statuses and messages from ``limits.KV_MESSAGES``);
 the per-key write rate and the daily quotas, which Miniflare does not enforce, follow
 Cloudflare's documented limits. Every operation is recorded in ``ledger``.
+
+Threads: a Worker serves concurrent requests and a data-access layer may use a thread pool,
+so one rule keeps a namespace consistent: every operation holds the namespace's ``_lock``
+(an ``RLock``) from reading the clock through validation to recording in the ledger, so the
+quota, the per-key rate limit, the entries and the ledger change together, one operation
+at a time, in clock order. The operations take it in ``put``, ``delete``, ``list`` and
+``_read`` (behind ``get``, ``get_with_metadata`` and ``KVLocation``); the inspection helpers
+(``keys``, ``expiration_of``, ``used_today``) take it too, so they never see a half-made change.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import json
 import math
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
@@ -127,7 +136,9 @@ def js_number(raw: object) -> float:
     """JavaScript ``Number(raw)`` for what a Python Worker can pass: NaN when unreadable."""
     if isinstance(raw, bool):
         return 1.0 if raw else 0.0
-    if isinstance(raw, int | float):
+    if isinstance(raw, int):
+        return _int_number(raw)
+    if isinstance(raw, float):
         return float(raw)
     if isinstance(raw, str):
         text = raw.strip()
@@ -136,21 +147,44 @@ def js_number(raw: object) -> float:
         if not _JS_NUMBER.fullmatch(text):
             return math.nan
         if text[:2].lower() in ("0x", "0o", "0b"):
-            return float(int(text, 0))
-        return float(text.replace("Infinity", "inf"))
+            return _int_number(int(text, 0))
+        return float(text.replace("Infinity", "inf"))  # float() itself gives inf past 1.8e308
     return math.nan
+
+
+def _int_number(value: int) -> float:
+    """``Number`` of an integer: the nearest float, or an infinity past the float range."""
+    try:
+        return float(value)
+    except OverflowError:  # JavaScript's Number(10n ** 400n) is Infinity, not an error
+        return math.inf if value > 0 else -math.inf
 
 
 def js_int32_option(raw: object) -> int:
     """A numeric option as the Workers binding passes it on: ``Number()``, NaN and infinities
     as 0, truncated; outside the 32-bit range it refuses the call (a TypeError)."""
-    number = js_number(raw)
-    if not math.isfinite(number):
-        return 0
-    value = math.trunc(number)
+    if isinstance(raw, int):
+        value = int(raw)  # already whole: range-checked exactly, however large (no float)
+    else:
+        number = js_number(raw)
+        if not math.isfinite(number):
+            return 0
+        value = math.trunc(number)
     if not _INT32_MIN <= value <= _INT32_MAX:
         raise KVBindingError("int32_range")
     return value
+
+
+def _check_option_type(method: str, name: str, raw: object) -> None:
+    """Refuse a numeric option of a type a Python Worker cannot pass to the binding.
+
+    JavaScript would read any other object (a ``Decimal``, a list) as NaN, that is 0, and
+    the error would then name a 0 the caller never gave; so it is a TypeError naming both.
+    """
+    if raw is not None and not isinstance(raw, int | float | str):  # bool is an int
+        raise TypeError(
+            f"KV {method}() {name} must be an int, float, str or bool, got {type(raw).__name__}"
+        )
 
 
 def js_number_text(raw: object) -> str:
@@ -192,11 +226,53 @@ def js_json_stringify(value: object) -> str:
     """Compact JSON as ``JSON.stringify`` writes it (numbers in JS form, no spaces).
 
     Used for KV metadata, whose 1,024-byte limit is measured on exactly this text. NaN and
-    infinities, which JavaScript would silently turn into null, are refused instead.
+    infinities, which JavaScript would silently turn into null, are refused instead. It
+    walks containers with its own stack, not recursion: nesting of any depth gets its full
+    text (so a 10,000-deep list is the metadata size error, with its exact length).
     """
+    text = _scalar_json(value)
+    if text is not None:
+        return text
     parts: list[str] = []
-    _stringify_into(value, parts, set())
-    return "".join(parts)
+    append = parts.append
+    open_containers: list[tuple[Any, bool, int]] = []  # (item iterator, is a dict, id)
+    active: set[int] = set()  # ids of the containers being written: a repeat is a cycle
+    while True:  # `value` is a container to open
+        ident = id(value)
+        if ident in active:
+            raise TypeError("Converting circular structure to JSON")
+        active.add(ident)
+        is_dict = isinstance(value, dict)
+        append("{" if is_dict else "[")
+        items = iter(value.items() if is_dict else value)  # type: ignore[attr-defined]
+        first = True
+        while True:
+            for item in items:
+                if first:
+                    first = False
+                else:
+                    append(",")
+                if is_dict:
+                    name, item = item
+                    if not isinstance(name, str):
+                        raise TypeError(f"JSON object keys must be str, got {type(name).__name__}")
+                    append(_string_json(name))
+                    append(":")
+                text = _scalar_json(item)
+                if text is None:
+                    break  # a nested container: open it, come back to `items` after it
+                append(text)
+            else:  # this container is done: close it and resume its parent
+                append("}" if is_dict else "]")
+                active.discard(ident)
+                if not open_containers:
+                    return "".join(parts)
+                items, is_dict, ident = open_containers.pop()
+                first = False
+                continue
+            open_containers.append((items, is_dict, ident))
+            value = item
+            break
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -205,43 +281,29 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 
 
-def _stringify_into(value: object, parts: list[str], active: set[int]) -> None:
+def _string_json(value: str) -> str:
+    """A string as JSON.stringify quotes it; a str subclass (a str Enum) by its characters."""
+    text = encode_basestring(str.__str__(value))  # what json.dumps(..., ensure_ascii=False) writes
+    if not text.isascii():
+        text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
+
+
+def _scalar_json(value: object) -> str | None:
+    """The JSON text of a non-container; None for a list, tuple or dict (the caller opens it)."""
     if value is None or value is True or value is False:
-        parts.append(_JSON_CONSTANTS[value])
-    elif isinstance(value, str):
-        text = encode_basestring(str(value))  # what json.dumps(..., ensure_ascii=False) writes
-        if not text.isascii():
-            text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-        parts.append(text)
-    elif isinstance(value, int):
-        parts.append(str(int(value)))
-    elif isinstance(value, float):
+        return _JSON_CONSTANTS[value]
+    if isinstance(value, str):
+        return _string_json(value)
+    if isinstance(value, int):
+        return int.__repr__(value)  # an IntEnum by its digits, as json.dumps writes it
+    if isinstance(value, float):
         if not math.isfinite(value):
             raise TypeError(f"{value!r} is not JSON: JSON has no NaN or infinity")
-        parts.append(js_number_text(value))
-    elif isinstance(value, list | tuple | dict):
-        if id(value) in active:
-            raise TypeError("Converting circular structure to JSON")
-        active.add(id(value))
-        if isinstance(value, dict):
-            parts.append("{")
-            for index, (name, item) in enumerate(value.items()):
-                if not isinstance(name, str):
-                    raise TypeError(f"JSON object keys must be str, got {type(name).__name__}")
-                parts.append("," if index else "")
-                _stringify_into(name, parts, active)
-                parts.append(":")
-                _stringify_into(item, parts, active)
-            parts.append("}")
-        else:
-            parts.append("[")
-            for index, item in enumerate(value):
-                parts.append("," if index else "")
-                _stringify_into(item, parts, active)
-            parts.append("]")
-        active.discard(id(value))
-    else:
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+        return js_number_text(value)
+    if isinstance(value, list | tuple | dict):
+        return None
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class KVNamespace(InjectsFaults):
@@ -282,11 +344,15 @@ class KVNamespace(InjectsFaults):
         self._entries: dict[str, tuple[str | bytes, int | None, str | None, int]] = {}
         self._last_write_at: dict[str, float] = {}
         self._rate_limited = plan != "unlimited"
+        # The daily quota: these four fields, _roll_quota_day and _check_quota are all of it
+        # (one piece to move out whole when the quota becomes account-wide; the lock that
+        # guards it must then be shared with it).
         self._quotas = KV_DAILY_QUOTAS[plan]
         self._quota_day_start = 0.0
         self._quota_day_end = 0.0
         self._used_today = {"read": 0, "write": 0, "delete": 0, "list": 0}
         self.faults = FaultInjector(_OPERATIONS, {"unavailable": _unavailable})
+        self._lock = threading.RLock()  # see the module docstring: every operation holds it
 
     # --- public operations -------------------------------------------------------------
 
@@ -300,24 +366,26 @@ class KVNamespace(InjectsFaults):
         metadata: object = None,
     ) -> None:
         """Store ``value`` under ``key``; raises a ``KVError`` and changes nothing if rejected."""
-        now = self.clock.now()
-        try:
-            nbytes = self._put(key, value, expiration, expiration_ttl, metadata, now)
-        except Exception as exc:
-            self.ledger.record("put", _key_text(key), now, 0, False, str(exc))
-            raise
-        # KV budgets are about puts, so a put from a module whose writes need no stack walk
-        # (see WriteHint) appends its row here, in Ledger's row layout, skipping record().
-        append_row = self.ledger.append_row
-        if append_row is not None:
-            caller = _getframe(1)
-            hint_globals, via = write_hint.pair
-            if caller.f_globals is hint_globals:
-                append_row(
-                    ("put", key, now, nbytes, True, None, caller.f_code, caller.f_lasti, via)
-                )
-            else:
-                self.ledger.record("put", key, now, nbytes, True)
+        with self._lock:
+            now = self.clock.now()
+            try:
+                nbytes = self._put(key, value, expiration, expiration_ttl, metadata, now)
+            except Exception as exc:
+                self.ledger.record("put", _key_text(key), now, 0, False, str(exc))
+                raise
+            # KV budgets are about puts, so a put from a module whose writes need no stack
+            # walk (see WriteHint) appends its row here, in Ledger's row layout, skipping
+            # record().
+            append_row = self.ledger.append_row
+            if append_row is not None:
+                caller = _getframe(1)
+                hint_globals, via = write_hint.pair
+                if caller.f_globals is hint_globals:
+                    append_row(
+                        ("put", key, now, nbytes, True, None, caller.f_code, caller.f_lasti, via)
+                    )
+                else:
+                    self.ledger.record("put", key, now, nbytes, True)
 
     def get(self, key: str, type: GetType = "text") -> Any:
         """The value as text, parsed JSON or bytes; None if absent or expired."""
@@ -329,19 +397,20 @@ class KVNamespace(InjectsFaults):
 
     def delete(self, key: str) -> None:
         """Remove ``key`` (absent keys are fine); counts against the daily delete quota."""
-        now = self.clock.now()
-        try:
-            self._validate_key("DELETE", key)
-            self._raise_injected_fault("delete")
-            self._check_quota("delete", now)
-            if self.eventual_consistency_s:
-                self._note_propagating(key, None, now)
-            self._entries.pop(key, None)
-        except Exception as exc:
-            self.ledger.record("delete", _key_text(key), now, 0, False, str(exc))
-            raise
-        self._used_today["delete"] += 1
-        self.ledger.record("delete", key, now, 0, True)
+        with self._lock:
+            now = self.clock.now()
+            try:
+                self._validate_key("DELETE", key)
+                self._raise_injected_fault("delete")
+                self._check_quota("delete", now)
+                if self.eventual_consistency_s:
+                    self._note_propagating(key, None, now)
+                self._entries.pop(key, None)
+            except Exception as exc:
+                self.ledger.record("delete", _key_text(key), now, 0, False, str(exc))
+                raise
+            self._used_today["delete"] += 1
+            self.ledger.record("delete", key, now, 0, True)
 
     def list(
         self,
@@ -352,34 +421,38 @@ class KVNamespace(InjectsFaults):
         _remote: bool = False,
     ) -> KVListResult:
         """One page of live keys in UTF-8 byte order, starting after ``cursor``."""
-        now = self.clock.now()
-        try:
-            result = self._list(prefix, limit, cursor, now, remote=_remote)
-        except Exception as exc:
-            self.ledger.record("list", _key_text(prefix or ""), now, 0, False, str(exc))
-            raise
-        self._used_today["list"] += 1
-        self.ledger.record("list", prefix or "", now, 0, True)
-        return result
+        with self._lock:
+            now = self.clock.now()
+            try:
+                result = self._list(prefix, limit, cursor, now, remote=_remote)
+            except Exception as exc:
+                self.ledger.record("list", _key_text(prefix or ""), now, 0, False, str(exc))
+                raise
+            self._used_today["list"] += 1
+            self.ledger.record("list", prefix or "", now, 0, True)
+            return result
 
     # --- inspection helpers for tests ---------------------------------------------------
 
     def keys(self) -> list[str]:
         """Every live key, sorted; not an operation (not recorded, no quota)."""
-        now = self.clock.now()
-        return sorted(k for k, entry in self._entries.items() if not _expired(entry[1], now))
+        with self._lock:
+            now = self.clock.now()
+            return sorted(k for k, entry in self._entries.items() if not _expired(entry[1], now))
 
     def expiration_of(self, key: str) -> int | None:
         """The stored absolute expiration of a live key (None if none or absent); unrecorded."""
-        entry = self._entries.get(key)
-        if entry is None or _expired(entry[1], self.clock.now()):
-            return None
-        return entry[1]
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or _expired(entry[1], self.clock.now()):
+                return None
+            return entry[1]
 
     def used_today(self) -> dict[str, int]:
         """Successful operations counted against today's quotas (UTC day of the clock)."""
-        self._roll_quota_day(self.clock.now())
-        return dict(self._used_today)
+        with self._lock:
+            self._roll_quota_day(self.clock.now())
+            return dict(self._used_today)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key in self.keys()
@@ -399,8 +472,11 @@ class KVNamespace(InjectsFaults):
         now: float,
     ) -> int:
         self._validate_key("PUT", key)
-        if value.__class__ is str or isinstance(value, str):
-            value = str(value)
+        if value.__class__ is not str and isinstance(value, str):
+            # A str subclass (a str Enum) is stored as its characters, as the DO cache and
+            # json.dumps store it; str(value) would be its __str__ ("Color.RED").
+            value = str.__str__(value)
+        if value.__class__ is str:
             nbytes = len(value) if value.isascii() else utf8_length(value)
         elif isinstance(value, bytes | bytearray | memoryview):
             value = bytes(value)
@@ -413,6 +489,7 @@ class KVNamespace(InjectsFaults):
         if (
             expiration_ttl.__class__ is int
             and KV_MIN_EXPIRATION_TTL_S <= expiration_ttl <= _INT32_MAX
+            and expiration is None
         ):
             expires_at: int | None = math.floor(now) + expiration_ttl  # the common case
         else:
@@ -464,34 +541,50 @@ class KVNamespace(InjectsFaults):
         return base
 
     def _read(self, key: str, type: str, *, with_metadata: bool, remote: bool = False) -> Any:
-        now = self.clock.now()
-        try:
-            if type not in _GET_TYPES:
-                raise ValueError(f"KV get() type must be one of {_GET_TYPES}, got {type!r}")
-            self._validate_key("GET", key)
-            self._raise_injected_fault("get")
-            self._check_quota("read", now)
-            entry = self._remote_entry(key, now) if remote else self._entries.get(key)
-            if entry is not None and entry[1] is not None and now >= entry[1]:
-                if not remote:
-                    del self._entries[key]
-                entry = None
+        """``get``/``get_with_metadata``, here or from a lagging location (``remote``)."""
+        with self._lock:
+            now = self.clock.now()
+            try:
+                if type not in _GET_TYPES:
+                    raise ValueError(f"KV get() type must be one of {_GET_TYPES}, got {type!r}")
+                self._validate_key("GET", key)
+                self._raise_injected_fault("get")
+                self._check_quota("read", now)
+                entry = self._remote_entry(key, now) if remote else self._entries.get(key)
+                if entry is not None and entry[1] is not None and now >= entry[1]:
+                    if not remote:
+                        del self._entries[key]
+                    entry = None
+            except Exception as exc:
+                self.ledger.record("get", _key_text(key), now, 0, False, str(exc))
+                raise
+            # From here the read has happened: Cloudflare bills it even when the value then
+            # fails to parse as JSON, so it counts and is recorded as a success either way;
+            # a parse error is noted on its ledger row, then raised.
             self._used_today["read"] += 1
-            if entry is None:
-                value = metadata = None
-                nbytes = 0
-            else:
-                stored = entry[0]
-                value = (
-                    stored if type == "text" and stored.__class__ is str else _decode(stored, type)
-                )
-                metadata = None if entry[2] is None or not with_metadata else json.loads(entry[2])
-                nbytes = entry[3]
-        except Exception as exc:
-            self.ledger.record("get", _key_text(key), now, 0, False, str(exc))
-            raise
-        self.ledger.record("get", key, now, nbytes, True)
-        return KVValueWithMetadata(value, metadata) if with_metadata else value
+            value = metadata = None
+            nbytes = 0
+            parse_error: Exception | None = None
+            if entry is not None:
+                stored, _, metadata_json, nbytes = entry
+                if with_metadata and metadata_json is not None:
+                    # Stored metadata is at most KV_MAX_METADATA_BYTES of JSON, so at most 512
+                    # levels deep (a level takes at least its 2 brackets): json.loads, which
+                    # recurses per level, stays within Python's default limit of 1,000.
+                    metadata = json.loads(metadata_json)
+                if type == "text" and stored.__class__ is str:
+                    value = stored
+                else:
+                    try:
+                        value = _decode(stored, type)
+                    except Exception as exc:  # a "json" read of text that does not parse
+                        parse_error = exc
+            self.ledger.record(
+                "get", key, now, nbytes, True, None if parse_error is None else str(parse_error)
+            )
+            if parse_error is not None:
+                raise parse_error
+            return KVValueWithMetadata(value, metadata) if with_metadata else value
 
     def _list(
         self,
@@ -502,7 +595,9 @@ class KVNamespace(InjectsFaults):
         *,
         remote: bool = False,
     ) -> KVListResult:
-        # The binding drops a limit below 1 (or unreadable) and asks for the default page.
+        # The binding drops a limit below 1 (or unreadable, or infinite) and asks for the
+        # default page.
+        _check_option_type("list", "limit", limit)
         number = js_number(limit)
         parsed_limit = math.trunc(number) if math.isfinite(number) else 0
         if parsed_limit < 1:
@@ -546,6 +641,8 @@ class KVNamespace(InjectsFaults):
     def _expiration(
         self, expiration: float | str | None, expiration_ttl: float | str | None, now: float
     ) -> int | None:
+        _check_option_type("put", "expiration_ttl", expiration_ttl)
+        _check_option_type("put", "expiration", expiration)
         whole_now = math.floor(now)
         if expiration_ttl is not None:
             ttl = js_int32_option(expiration_ttl)
@@ -644,10 +741,13 @@ def _metadata_json(metadata: object) -> str:
 
 
 def _decode(stored: str | bytes, type: str) -> Any:
+    """A stored value read as ``type``; "json" parses exactly the text a "text" read gives."""
     if type == "text":
         return stored if isinstance(stored, str) else stored.decode("utf-8", "replace")
     if type == "json":
-        return json.loads(stored, parse_constant=_reject_js_constant)
+        # Not json.loads(bytes), which would guess UTF-16/32 and raise UnicodeDecodeError on
+        # bytes that are not UTF-8: JavaScript decodes them as UTF-8 with U+FFFD, then parses.
+        return json.loads(_decode(stored, "text"), parse_constant=_reject_js_constant)
     return stored.encode("utf-8", "surrogatepass") if isinstance(stored, str) else stored
 
 
@@ -662,12 +762,22 @@ def _encode_cursor(last_key: str) -> str:
 
 
 def _decode_cursor(cursor: str | None) -> str:
-    """The key a cursor starts after, decoded as leniently as Node's ``Buffer`` does."""
-    if not cursor:
+    """The key a cursor starts after, decoded as leniently as Node's ``Buffer`` does.
+
+    A cursor we made decodes back to exactly its key, lone surrogates included (encoded
+    with "surrogatepass" by ``_encode_cursor``); only bytes no key encodes to (a cursor
+    made up by hand) are read as U+FFFD, as Node reads them.
+    """
+    if cursor is None:
         return ""
+    if not isinstance(cursor, str):
+        raise TypeError(f"KV list() cursor must be str, got {type(cursor).__name__}")
     alphabet = re.sub(r"[^A-Za-z0-9+/]", "", cursor.replace("-", "+").replace("_", "/"))
     raw = base64.b64decode(alphabet + "=" * (-len(alphabet) % 4)) if len(alphabet) % 4 != 1 else b""
-    return raw.decode("utf-8", "replace")
+    try:
+        return raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
 
 
 class KVLocation:
