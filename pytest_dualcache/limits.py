@@ -8,7 +8,7 @@ Durable Object figures: https://developers.cloudflare.com/durable-objects/platfo
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 # --- Workers KV -------------------------------------------------------------------------
 
@@ -38,6 +38,29 @@ SECONDS_PER_DAY: Final = 86_400
 
 KVPlan = Literal["free", "paid", "unlimited"]
 KVOperation = Literal["read", "write", "delete", "list"]
+
+
+class KVOperationKind(NamedTuple):
+    """One KV operation as every part of the plugin names it."""
+
+    #: The binding method, the ledger's op and the quota message's name: ``get``, ``put``...
+    method: str
+    #: Its daily quota in ``KV_DAILY_QUOTAS``: ``read``, ``write``, ``delete``, ``list``.
+    quota: KVOperation
+    #: Its ``kv_budget`` kind and its report column: ``reads``, ``writes``...
+    counted_as: str
+
+
+#: The one table of KV operations, by ledger op; the quota, the budget and the report read it.
+KV_OPERATIONS: Final = {
+    kind.method: kind
+    for kind in (
+        KVOperationKind("get", "read", "reads"),
+        KVOperationKind("put", "write", "writes"),
+        KVOperationKind("delete", "delete", "deletes"),
+        KVOperationKind("list", "list", "lists"),
+    )
+}
 
 #: Daily operation quotas by plan. ``free``: 100,000 reads, 1,000 writes, 1,000 deletes and
 #: 1,000 lists a day (docs "Limits" and "Pricing", Free column). ``paid``: no daily cap (the
