@@ -1,7 +1,10 @@
 """``SeedCache``: the seed's TypeScript ``CacheAbstraction`` translated to Python, done right.
 
 Not a broken DAL itself: the base of the broken DALs whose bug lives in a seam the reference
-``CacheAbstraction`` does not have (the flag check, the KV serializer). It keeps the seed's
+``CacheAbstraction`` does not offer (the flag check, the KV serializer, the KV write with its
+ttl, the retry). It builds on the reference's public pieces only (``WriteResult`` and the
+input checks of ``pytest_dualcache.cache_input``), so it refuses input as the reference
+does. It keeps the seed's
 design: the flag read on every call, DO first, a DO error falls back to KV, KV holds plain
 JSON (a sub-minute TTL kept exact by an expiry in the metadata), 429s retried. It also keeps
 the seed's known gaps, which only the reference closes, so its subclasses fail those clauses
@@ -16,7 +19,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pytest_dualcache.abstraction import WriteResult, _check_key, _checked_ttl, _json_text
+from pytest_dualcache.abstraction import WriteResult
+from pytest_dualcache.cache_input import check_key, checked_ttl, json_text
 from pytest_dualcache.durable import DurableObjectCache, DurableObjectError
 from pytest_dualcache.env import DualCacheEnv, is_do_cache_enabled
 from pytest_dualcache.kv import KVError, KVRateLimitError
@@ -44,14 +48,14 @@ class SeedCache:
 
     def _encode(self, value: object) -> str:
         """``value`` as KV text: strict JSON, or CacheInputError."""
-        return _json_text(value)
+        return json_text(value)
 
     # --- the API ----------------------------------------------------------------------------
 
     def put(self, key: str, value: object, *, ttl: int | None = None) -> WriteResult:
         """Store ``value`` for ``ttl`` seconds on the flag's route (KV if the DO fails)."""
-        _check_key(key)
-        ttl = self.default_ttl if ttl is None else _checked_ttl(ttl, "ttl")
+        check_key(key)
+        ttl = self.default_ttl if ttl is None else checked_ttl(ttl)
         text = self._encode(value)
         do = self._do_cache()
         if do is not None:
@@ -68,7 +72,7 @@ class SeedCache:
 
     def get(self, key: str) -> Any:
         """The value, or None; a failing DO is read around through KV."""
-        _check_key(key)
+        check_key(key)
         do = self._do_cache()
         if do is not None:
             try:
@@ -88,7 +92,7 @@ class SeedCache:
 
     def delete(self, key: str) -> WriteResult:
         """Remove ``key`` on the flag's route (and any KV copy a DO failure left)."""
-        _check_key(key)
+        check_key(key)
         do = self._do_cache()
         if do is not None:
             try:
@@ -105,6 +109,7 @@ class SeedCache:
     # --- KV -------------------------------------------------------------------------------------
 
     def _kv_put(self, key: str, text: str, ttl: int) -> None:
+        """Put ``text`` in KV for ``ttl`` seconds, 429s retried (a put's KV write and fallback)."""
         # KV's own expiry is whole seconds and at least 60: set it past the logical expiry,
         # which lives in the metadata and is checked on read.
         expires_at = self.env.clock.now() + ttl

@@ -7,7 +7,8 @@ on the KV route (after a cached get, a delete is visible at once).
 
 from __future__ import annotations
 
-from pytest_dualcache.abstraction import CacheAbstraction, WriteResult, _check_key, log
+from pytest_dualcache.abstraction import CacheAbstraction, WriteResult
+from pytest_dualcache.cache_input import check_key
 from pytest_dualcache.env import DualCacheEnv
 
 
@@ -15,9 +16,8 @@ class DODeleteCache(CacheAbstraction):
     """The reference with the seed's delete."""
 
     def delete(self, key: str) -> WriteResult:
-        _check_key(key)
-        self._local.pop(key, None)
-        log.debug("delete %r -> do", key)
+        check_key(key)
+        self.local_cache.discard(key)
         self.env.do.delete(key)
         return WriteResult(True, key, None, "do")
 

@@ -6,26 +6,21 @@ because "a flip ships with a redeploy". Breaks FLIP-1 (the next call follows the
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
-
-from pytest_dualcache.abstraction import CacheAbstraction, _MarkerUnavailable, _RouteView
+from pytest_dualcache.durable import DurableObjectCache
 from pytest_dualcache.env import DualCacheEnv
 
+from ._seed import SeedCache
 
-class DeployTimeRouteCache(CacheAbstraction):
-    """The reference that settles its route in ``__init__`` and keeps it."""
 
-    def __init__(self, env: DualCacheEnv, **options: Any) -> None:
-        super().__init__(env, **options)
-        # With KV down the marker is unreadable: the first call that can read it settles it.
-        with contextlib.suppress(_MarkerUnavailable):
-            super()._sync_route()
+class DeployTimeRouteCache(SeedCache):
+    """``SeedCache`` that settles its route in ``__init__`` and keeps it."""
 
-    def _sync_route(self, *, writing: bool = False) -> _RouteView:
-        if self._view is None:
-            return super()._sync_route(writing=writing)
-        return self._view
+    def __init__(self, env: DualCacheEnv) -> None:
+        super().__init__(env)
+        self.do_cache = super()._do_cache()
+
+    def _do_cache(self) -> DurableObjectCache | None:
+        return self.do_cache
 
 
 def make_dal(env: DualCacheEnv) -> DeployTimeRouteCache:

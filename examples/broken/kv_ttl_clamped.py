@@ -6,32 +6,18 @@ Seen in the seed project's history: ``max(ttl, 60)`` dodges KV's 400 below 60 s 
 
 from __future__ import annotations
 
-from pytest_dualcache.abstraction import CacheAbstraction, _RouteView
 from pytest_dualcache.env import DualCacheEnv
 from pytest_dualcache.limits import KV_MIN_EXPIRATION_TTL_S
 
+from ._seed import SeedCache
 
-class ClampedTTLCache(CacheAbstraction):
-    """The reference that lifts short KV TTLs to KV's floor."""
 
-    def _kv_put(
-        self,
-        key: str,
-        text: str,
-        expires_at: float,
-        view: _RouteView,
-        stamp: list[float],
-        *,
-        ttl: int,
-        route: str = "kv",
-        tombstone: bool = False,
-    ) -> None:
-        if ttl < KV_MIN_EXPIRATION_TTL_S:  # KV answers 400 below its floor
-            expires_at += KV_MIN_EXPIRATION_TTL_S - ttl
-            ttl = KV_MIN_EXPIRATION_TTL_S
-        super()._kv_put(
-            key, text, expires_at, view, stamp, ttl=ttl, route=route, tombstone=tombstone
-        )
+class ClampedTTLCache(SeedCache):
+    """``SeedCache`` that lifts short KV TTLs to KV's floor."""
+
+    def _kv_put(self, key: str, text: str, ttl: int) -> None:
+        # KV answers 400 below its floor.
+        super()._kv_put(key, text, max(ttl, KV_MIN_EXPIRATION_TTL_S))
 
 
 def make_dal(env: DualCacheEnv) -> ClampedTTLCache:

@@ -7,10 +7,12 @@ write per operation).
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from pytest_dualcache.abstraction import CacheAbstraction, WriteResult
 from pytest_dualcache.env import DualCacheEnv
+from pytest_dualcache.kv import KVError
 from pytest_dualcache.limits import KV_MIN_EXPIRATION_TTL_S
 
 
@@ -22,12 +24,8 @@ class WriteThroughCache(CacheAbstraction):
         if result.success and result.route == "do" and result.ttl is not None:
             # Keep KV warm too, so a rollback to KV finds every value where it left it.
             expiration_ttl = max(KV_MIN_EXPIRATION_TTL_S, result.ttl)
-            self._guarded_write(
-                key,
-                None,
-                "kv",
-                lambda: self.env.kv.put(key, json.dumps(value), expiration_ttl=expiration_ttl),
-            )
+            with contextlib.suppress(KVError):  # best effort: the DO holds the value
+                self.env.kv.put(key, json.dumps(value), expiration_ttl=expiration_ttl)
         return result
 
 

@@ -6,23 +6,23 @@ design note shows nothing else). Breaks TTL-6 (a local hit served past the TTL),
 
 from __future__ import annotations
 
-from pytest_dualcache.abstraction import CacheAbstraction, _RouteView
+from pytest_dualcache.abstraction import CacheAbstraction
 from pytest_dualcache.env import DualCacheEnv
+from pytest_dualcache.local_cache import LocalCache, LocalEntry
+from pytest_dualcache.route_marker import RouteView
+
+
+class AgelessLocalCopies(LocalCache):
+    """Local copies served for as long as their generation lasts."""
+
+    def serves(self, entry: LocalEntry, view: RouteView, now: float) -> bool:
+        return entry.generation == view.generation  # puts and deletes evict; only a flip stales
 
 
 class AgelessLocalCache(CacheAbstraction):
     """The reference whose local hits skip the expiry and ``local_cache_ttl`` checks."""
 
-    def _local_get(self, key: str, view: _RouteView) -> str | None:
-        entry = self._local.get(key)
-        if entry is None:
-            return None
-        text, _expires_at, _cached_at, generation = entry
-        if generation != view.generation:  # puts and deletes evict; only a flip can stale it
-            del self._local[key]
-            return None
-        self._local.move_to_end(key)
-        return text
+    local_cache_class = AgelessLocalCopies
 
 
 def make_dal(env: DualCacheEnv) -> AgelessLocalCache:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pytest_dualcache.abstraction import CacheAbstraction, _RouteView
+from pytest_dualcache.abstraction import CacheAbstraction
 from pytest_dualcache.env import DualCacheEnv, is_do_cache_enabled
+from pytest_dualcache.route_marker import RouteView
 
 
 class FlagOnlyMarkerCache(CacheAbstraction):
     """The reference that trusts the flag over the marker's recorded route."""
 
-    def _read_marker(self) -> _RouteView | None:
-        marker = super()._read_marker()
+    def read_route_marker(self) -> RouteView | None:
+        marker = super().read_route_marker()
         if marker is None:
             return None
         # The flag is the one source of truth for the route: don't trust a stored copy of it.

@@ -7,7 +7,7 @@ as ``1``. Breaks SER-1 on the KV route (and SER-5: legacy readers get no JSON).
 
 from __future__ import annotations
 
-from pytest_dualcache.abstraction import _json_text
+from pytest_dualcache.cache_input import json_text
 from pytest_dualcache.env import DualCacheEnv
 
 from ._seed import SeedCache
@@ -17,7 +17,7 @@ class StrEncodingCache(SeedCache):
     """``SeedCache`` that checks the value is JSON, then writes its ``str``."""
 
     def _encode(self, value: object) -> str:
-        _json_text(value)  # refuse what JSON cannot hold
+        json_text(value)  # refuse what JSON cannot hold
         return str(value)
 
 
