@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_dualcache.plugin import FACTORIES_KEY
+from pytest_dualcache.plugin import SETTINGS_KEY
 
 from .base import DualCacheContract
 from .harness import Factory
@@ -12,7 +12,7 @@ from .harness import Factory
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "registered_factory" in metafunc.fixturenames:
-        factories = metafunc.config.stash[FACTORIES_KEY]
+        factories = metafunc.config.stash[SETTINGS_KEY].factories
         metafunc.parametrize(
             "registered_factory",
             [_param(name, factory) for name, factory in factories.items()],

@@ -5,12 +5,13 @@ A factory is named by a spec ``"pkg.module:callable"``, optionally prefixed with
 ``--dualcache-factory`` (repeatable; replaces the ini list when given) or the
 ``dualcache_factory`` ini key, and projects may add more with the
 ``pytest_dualcache_factories`` hook. With none, the reference ``CacheAbstraction`` runs.
+``settings.resolve_settings`` picks the specs and calls the hook; this module loads them.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pytest
@@ -51,24 +52,17 @@ def load_factory(spec: str, source: str) -> tuple[str, Factory]:
     return name or target, factory
 
 
-def registered_factories(config: pytest.Config) -> dict[str, Factory]:
-    """Every registered factory by name: command line or ini specs, then hook results."""
-    given = config.getoption("dualcache_factory", default=None)
-    specs, source = (
-        (given, "--dualcache-factory")
-        if given
-        else (
-            config.getini("dualcache_factory"),
-            "ini dualcache_factory",
-        )
-    )
+def registered_factories(
+    specs: list[str], source: str, hooked: Iterable[Mapping[str, Any]]
+) -> dict[str, Factory]:
+    """Every registered factory by name: ``specs`` (named by ``source``), then hook results."""
     factories: dict[str, Factory] = {}
     for spec in specs:
         name, factory = load_factory(spec, source)
         if name in factories:
             raise pytest.UsageError(f"{source}: two factories are named {name!r}")
         factories[name] = factory
-    for extra in config.hook.pytest_dualcache_factories(config=config):
+    for extra in hooked:
         for name, factory in dict(extra).items():
             if not callable(factory):
                 raise pytest.UsageError(

@@ -18,115 +18,40 @@ from typing import Any
 import pytest
 
 from . import ledger
+from .baseline import GateResult, Growth, baseline_of, compare
 from .budget import BudgetError, KVBudget
 from .ledger import OperationRecord
-from .report import (
-    BaselineError,
-    GateResult,
-    Growth,
-    SessionReport,
-    baseline_of,
-    bypass_entry,
-    call_site_text,
-    compare,
-    load_baseline,
-    output_problem,
-    summarize,
-    write_json_atomically,
-)
+from .output_files import write_json_atomically
+from .report import SessionReport, bypass_entry, call_site_text, summarize
+from .settings import DualCacheSettings
 
-SCOPE_KEY = pytest.StashKey[ledger.Scope]()
 REFERENCE_MODULE = "pytest_dualcache.abstraction"
+ACCOUNTING_KEY = pytest.StashKey["Accounting"]()
 WORKER_INTERRUPTED = "interrupted (KeyboardInterrupt on an xdist worker)"
 
 
 @dataclass(frozen=True)
-class GateOptions:
-    """Where to write the report and the baseline, and what to compare against."""
+class Accounting:
+    """A test's KV figures for its report, and why its KV use failed it (None: it did not)."""
 
-    report_path: Path | None
-    save_baseline: Path | None
-    baseline: dict[str, Any] | None
-    max_growth: Growth
-
-
-def gate_options(config: pytest.Config) -> GateOptions:
-    """Read the report and gate options; a bad one is a UsageError naming it."""
-
-    def path(option: str) -> Path | None:
-        value = config.getoption(option, default=None)
-        return Path(value) if value else None
-
-    try:
-        growth = Growth.parse(config.getoption("dualcache_max_growth", default=None) or "0")
-    except ValueError as exc:
-        raise pytest.UsageError(f"--dualcache-max-growth: {exc}") from None
-    baseline_path = path("dualcache_baseline")
-    try:
-        baseline = load_baseline(baseline_path) if baseline_path else None
-    except BaselineError as exc:
-        raise pytest.UsageError(f"--dualcache-baseline: {exc}") from None
-    outputs = {"--dualcache-report": path("dualcache_report")}
-    outputs["--dualcache-save-baseline"] = path("dualcache_save_baseline")
-    if not hasattr(config, "workerinput"):  # xdist workers write nothing; the controller checked
-        for option, target in outputs.items():
-            problem = output_problem(target) if target is not None else None
-            if problem:
-                raise pytest.UsageError(f"{option}: {problem}")
-    return GateOptions(*outputs.values(), baseline, growth)
-
-
-def _fail_for_kv(item: pytest.Item, report: pytest.TestReport, message: str) -> None:
-    """Fail a test whose body passed but whose KV use did not; an xfail test expected it."""
-    reason = _expected_failure(item)
-    if reason is not None and (
-        report.passed
-        or getattr(report, "wasxfail", None) is not None
-        or (report.failed and str(report.longrepr).startswith("[XPASS(strict)]"))
-    ):
-        # The body passed (an XPASS) and its KV use failed: the failure xfail expects.
-        report.outcome = "skipped"
-        report.wasxfail = f"{reason}\n{message}".strip()
-        report.longrepr = None
-    elif report.passed:
-        report.outcome = "failed"
-        report.longrepr = message
-
-
-def _expected_failure(item: pytest.Item) -> str | None:
-    """The reason of the test's xfail, as pytest evaluated it (None: not expected to fail)."""
-    try:
-        from _pytest.skipping import xfailed_key  # evaluated conditions; pytest >= 6
-    except ImportError:  # pragma: no cover - a pytest without it: read the marker as is
-        marker = item.get_closest_marker("xfail")
-        return None if marker is None else str(marker.kwargs.get("reason", ""))
-    xfailed = item.stash.get(xfailed_key, None)
-    return None if xfailed is None else xfailed.reason
+    data: dict[str, Any]
+    details: str
+    failure: str | None
 
 
 class KVSession:
     """Hooks that account for every test's KV operations under ``--dualcache``."""
 
-    def __init__(
-        self,
-        config: pytest.Config,
-        *,
-        default_budget: KVBudget | None,
-        dal_modules: tuple[str, ...],
-        allowed_callers: list[str],
-        gate: GateOptions,
-    ) -> None:
+    def __init__(self, config: pytest.Config, settings: DualCacheSettings) -> None:
         self.config = config
         self.rootdir = config.rootpath
-        self.default_budget = default_budget
-        self.allowed_callers = allowed_callers
-        self.gate = gate
+        self.settings = settings
         self.report = SessionReport()
         self.gate_result: GateResult | None = None
         self.is_worker = hasattr(config, "workerinput")
         #: (what, path, error) of each report or baseline file that could not be written.
         self.write_errors: list[tuple[str, Path, str]] = []
-        ledger.enter_session((REFERENCE_MODULE, *dal_modules))
+        ledger.enter_session((REFERENCE_MODULE, *settings.dal_modules))
         self._scopes = ledger.current_scopes()
 
     def unconfigure(self) -> None:
@@ -134,36 +59,54 @@ class KVSession:
 
     # --- per test ---------------------------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> None:
-        # Only the test function's own operations count: fixture setup is shared (a module
-        # fixture would be charged to whichever test, per xdist worker, ran first).
-        item.stash[SCOPE_KEY] = ledger.Scope(registry=self._scopes)
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        """Count the test function's own KV operations, and fail a test whose body passed but
+        whose KV use did not, as a failure of its call: pytest's xfail handling then treats
+        it as it treats any failure (an expected one is xfailed).
+
+        The innermost wrapper, so only the test function's own operations count: fixture
+        setup is shared (a module fixture would be charged to whichever test, per xdist
+        worker, ran first).
+        """
+        scope = ledger.Scope(registry=self._scopes)
+        try:
+            result = yield
+        except BaseException:
+            self._close(item, scope)
+            raise
+        failure = self._close(item, scope)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+        return result
+
+    def _close(self, item: pytest.Item, scope: ledger.Scope) -> str | None:
+        """Account for the scope's operations (kept for the test's report) and close it."""
+        try:
+            accounting = self._account(item, scope.records())
+        finally:
+            scope.close()
+        item.stash[ACCOUNTING_KEY] = accounting
+        return accounting.failure
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:
-        scope = item.stash.get(SCOPE_KEY, None)  # left when the call phase never reported
-        if scope is not None:
-            del item.stash[SCOPE_KEY]
-            scope.close()
+        _take(item, ACCOUNTING_KEY)  # left when the call phase never reported
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        if call.when == "call" and SCOPE_KEY in item.stash:
-            scope = item.stash[SCOPE_KEY]
-            del item.stash[SCOPE_KEY]
-            try:
-                self._account(item, report, scope.records())
-            finally:
-                scope.close()
+        accounting = _take(item, ACCOUNTING_KEY) if call.when == "call" else None
+        if accounting is not None:
+            report.dualcache = accounting.data  # type: ignore[attr-defined]
+            if accounting.details:
+                report.sections.append(("dualcache KV operations", accounting.details))
         return report
 
-    def _account(
-        self, item: pytest.Item, report: pytest.TestReport, records: list[OperationRecord]
-    ) -> None:
+    def _account(self, item: pytest.Item, records: list[OperationRecord]) -> Accounting:
+        """The test's figures, and the bypasses and budget overruns that fail it."""
         data = summarize(records, self.rootdir)
         problems: list[str] = []
         details: list[str] = []
@@ -193,22 +136,25 @@ class KVSession:
                 data["over_budget"].append(violation.headline)
                 problems.append(violation.headline)
                 details.append(violation.describe())
-        report.dualcache = data  # type: ignore[attr-defined]
-        if problems:
-            if details:
-                report.sections.append(("dualcache KV operations", "\n".join(details)))
-            hint = (
-                "\n(register the writing module with dualcache_dal_modules, or allow the "
-                "caller with dualcache_kv_allow)"
-                if data["bypasses"]["rejected"]
-                else ""
-            )
-            _fail_for_kv(item, report, "\n".join(problems) + hint)
+        if not problems:
+            return Accounting(data, "", None)
+        hint = (
+            "\n(register the writing module with dualcache_dal_modules, or allow the "
+            "caller with dualcache_kv_allow)"
+            if data["bypasses"]["rejected"]
+            else ""
+        )
+        return Accounting(data, "\n".join(details), "\n".join(problems) + hint)
+
+    def _max_growth(self) -> Growth:
+        growth = self.settings.max_growth
+        assert growth is not None, "resolved under --dualcache"
+        return growth
 
     def _budget(self, item: pytest.Item, contract_test: bool) -> KVBudget | None:
         marker = item.get_closest_marker("kv_budget")
         if marker is None:  # the ini default is for your tests, not for the shipped suite
-            return None if contract_test else self.default_budget
+            return None if contract_test else self.settings.kv_budget
         if marker.args:
             raise BudgetError(
                 "@pytest.mark.kv_budget takes keyword limits only, e.g. kv_budget(writes=50)"
@@ -221,7 +167,7 @@ class KVSession:
         candidates = (f"{path}::{record.call_site.function}", site)
         return any(
             fnmatch.fnmatch(candidate, pattern)
-            for pattern in self.allowed_callers
+            for pattern in self.settings.kv_allow
             for candidate in candidates
         )
 
@@ -266,9 +212,9 @@ class KVSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         result = yield
-        if not self.is_worker and self.gate.baseline is not None:
+        if not self.is_worker and self.settings.baseline is not None:
             current = baseline_of(self.report)
-            self.gate_result = compare(self.gate.baseline, current, self.gate.max_growth)
+            self.gate_result = compare(self.settings.baseline, current, self._max_growth())
             if self.gate_result.failed:
                 session.testsfailed += 1  # exit code 1, as for a failing test
         return result
@@ -281,10 +227,12 @@ class KVSession:
                 self.report.stop(_stopped_early(flag))
         if exitstatus == pytest.ExitCode.INTERRUPTED and self.report.complete:
             self.report.stop("interrupted")
-        if self.gate.report_path is not None:
-            self._write("KV report", self.gate.report_path, self.report.to_json)
-        if self.gate.save_baseline is not None and self.report.complete:
-            self._write("KV baseline", self.gate.save_baseline, lambda: baseline_of(self.report))
+        if self.settings.report_path is not None:
+            self._write("KV report", self.settings.report_path, self.report.to_json)
+        if self.settings.save_baseline is not None and self.report.complete:
+            self._write(
+                "KV baseline", self.settings.save_baseline, lambda: baseline_of(self.report)
+            )
         if self.write_errors and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -303,30 +251,40 @@ class KVSession:
             terminalreporter.write_line(line, red=incomplete, bold=incomplete)
         if self.gate_result is not None:
             red = self.gate_result.failed
-            for line in self.gate_result.render(self.gate.max_growth):
+            for line in self.gate_result.render(self._max_growth()):
                 terminalreporter.write_line(line, red=red, bold=red)
-        elif self.gate.baseline is not None:
+        elif self.settings.baseline is not None:
             terminalreporter.write_line(
                 "KV writes not compared with the baseline: the session stopped early"
             )
         failed = {path for _, path, _ in self.write_errors}
         for what, path, error in self.write_errors:
             terminalreporter.write_line(f"{what} NOT written to {path}: {error}", red=True)
-        if self.gate.report_path is not None and self.gate.report_path not in failed:
+        if self.settings.report_path is not None and self.settings.report_path not in failed:
             incomplete = "" if self.report.complete else ' (marked "complete": false)'
-            terminalreporter.write_line(f"KV report written to {self.gate.report_path}{incomplete}")
-        if self.gate.save_baseline is None or self.gate.save_baseline in failed:
+            terminalreporter.write_line(
+                f"KV report written to {self.settings.report_path}{incomplete}"
+            )
+        if self.settings.save_baseline is None or self.settings.save_baseline in failed:
             return
         if self.report.complete:
-            terminalreporter.write_line(f"KV baseline written to {self.gate.save_baseline}")
+            terminalreporter.write_line(f"KV baseline written to {self.settings.save_baseline}")
         else:
             terminalreporter.write_line(
-                f"KV baseline NOT written to {self.gate.save_baseline}: the session was "
+                f"KV baseline NOT written to {self.settings.save_baseline}: the session was "
                 f"incomplete ({'; '.join(self.report.incomplete_reasons)}), and a baseline "
                 "must cover every selected test",
                 red=True,
                 bold=True,
             )
+
+
+def _take(item: pytest.Item, key: pytest.StashKey[Accounting]) -> Accounting | None:
+    """Remove ``key`` from the item's stash and return its value (None if absent)."""
+    value = item.stash.get(key, None)
+    if value is not None:
+        del item.stash[key]
+    return value
 
 
 def _interruption(exc: BaseException) -> str:

@@ -1,36 +1,174 @@
-"""Every dualcache setting, resolved in one place with one precedence.
+"""Every dualcache option and ini key, resolved once with one precedence.
 
-Command line beats ini, ini beats the default. A bad value is a ``pytest.UsageError`` that
-names where it came from ("ini dualcache_kv_plan: ..."), so a typo never reaches a test.
-This module imports no backend: a session that does not use the plugin pays for nothing.
+``SETTINGS`` is the vocabulary: each setting's command-line option, environment variable,
+ini key, default and help, written once. ``resolve_settings`` reads each from the first
+source that gives it (command line > environment variable > ini > default) and validates
+it; a bad value is a ``pytest.UsageError`` naming its source ("ini dualcache_kv_plan: ...",
+"--dualcache-max-growth: ..."), so a typo never reaches a test. Values whose checking
+imports user code or reads files (factories, the KV budget, the baseline) are resolved only
+under ``--dualcache``. This module imports no backend: a session that does not use the
+plugin pays for nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 if TYPE_CHECKING:
+    from .baseline import Growth
+    from .budget import KVBudget
     from .limits import KVPlan
 
 KV_PLAN_CHOICES = ("free", "paid", "unlimited")
-REDIS_URL_VARIABLE = "DUALCACHE_REDIS_URL"
 DO_ENGINE_CHOICES = ("memory", "redis")
+REDIS_URL_VARIABLE = "DUALCACHE_REDIS_URL"
+BINDING_KEYS = ("do_binding", "kv_binding", "flag_var")
+GATE_OPTIONS = ("report_path", "save_baseline", "baseline", "max_growth")
 
-#: ini key -> (default, help). The ini keys are public API: keep the names.
-INI_KEYS: dict[str, tuple[str, str]] = {
-    "dualcache_do_binding": ("CACHE_DO", "binding name of the Durable Object cache"),
-    "dualcache_kv_binding": ("CACHE_KV", "binding name of the Workers KV namespace"),
-    "dualcache_flag_var": (
-        "FEATURE_FLAG_DO_CACHE",
-        'string var that routes cache traffic to the DO when it equals "true"',
+
+def positive_int(text: str) -> int:
+    """``text`` as a positive integer; argparse's type for ``--dualcache-examples``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its public names, default and help, shared by options, ini and resolver."""
+
+    help: str
+    default: Any = None
+    option: str | None = None
+    env: str | None = None
+    ini: str | None = None
+    ini_type: Literal["string", "linelist"] = "string"
+    #: argparse details of the option: its action ("store_true", "append") and metavar.
+    action: str | None = None
+    metavar: str | None = None
+    #: argparse type of the option: converts its text, or says why it cannot.
+    parse: Callable[[str], Any] | None = None
+
+    @property
+    def dest(self) -> str:
+        """The option's attribute name for ``config.getoption``."""
+        assert self.option is not None
+        return self.option.lstrip("-").replace("-", "_")
+
+    def help_text(self) -> str:
+        """The help line, ending with what applies when the setting is not given."""
+        fallbacks = [f"${self.env}"] if self.env else []
+        if self.default not in (None, "", (), False):
+            fallbacks.append(str(self.default))
+        return f"{self.help} (default: {', else '.join(fallbacks)})" if fallbacks else self.help
+
+
+#: The vocabulary, by ``DualCacheSettings`` field. Option and ini names are public API.
+SETTINGS: dict[str, Setting] = {
+    "enabled": Setting(
+        "run the dualcache contract suite against the registered DAL factories (the fixtures "
+        "work without it)",
+        default=False,
+        option="--dualcache",
+        action="store_true",
     ),
-    "dualcache_kv_plan": ("free", "KV limits to enforce: free, paid or unlimited"),
-    "dualcache_do_engine": ("memory", "storage engine behind the DO cache: memory or redis"),
+    "factories": Setting(
+        "DAL factories make_dal(env) for the contract suite, one [NAME=]MODULE:CALLABLE each "
+        "(the option is repeatable and replaces the ini list)",
+        default=(),
+        option="--dualcache-factory",
+        ini="dualcache_factory",
+        ini_type="linelist",
+        action="append",
+        metavar="[NAME=]MODULE:CALLABLE",
+    ),
+    "examples": Setting(
+        "hypothesis examples per property and state-machine test",
+        default=25,
+        option="--dualcache-examples",
+        metavar="N",
+        parse=positive_int,
+    ),
+    "redis_url": Setting(
+        "run the DO cache's redis engine on this server instead of an in-process fakeredis; "
+        "each env gets its own key prefix and cleans up",
+        option="--dualcache-redis-url",
+        env=REDIS_URL_VARIABLE,
+        metavar="URL",
+    ),
+    "report_path": Setting(
+        "write the KV report (per test and totals) as JSON to PATH",
+        option="--dualcache-report",
+        metavar="PATH",
+    ),
+    "save_baseline": Setting(
+        "save per-test and total KV writes as a baseline to commit on the main branch",
+        option="--dualcache-save-baseline",
+        metavar="PATH",
+    ),
+    "baseline": Setting(
+        "fail the session when KV writes grew beyond the baseline at PATH",
+        option="--dualcache-baseline",
+        metavar="PATH",
+    ),
+    "max_growth": Setting(
+        "KV writes a test (or the total) may grow by over the baseline: a count or a percentage",
+        default="0",
+        option="--dualcache-max-growth",
+        metavar="N|P%",
+    ),
+    "kv_budget": Setting(
+        "default KV budget of every test under --dualcache, e.g. writes=50/day",
+        default="",
+        ini="dualcache_kv_budget",
+    ),
+    "dal_modules": Setting(
+        "modules (and their submodules) whose KV writes count as via the cache layer",
+        default=(),
+        ini="dualcache_dal_modules",
+        ini_type="linelist",
+    ),
+    "kv_allow": Setting(
+        "callers allowed to write KV directly: globs on path::function, one per line",
+        default=(),
+        ini="dualcache_kv_allow",
+        ini_type="linelist",
+    ),
+    "do_binding": Setting(
+        "binding name of the Durable Object cache", default="CACHE_DO", ini="dualcache_do_binding"
+    ),
+    "kv_binding": Setting(
+        "binding name of the Workers KV namespace", default="CACHE_KV", ini="dualcache_kv_binding"
+    ),
+    "flag_var": Setting(
+        'string var that routes cache traffic to the DO when it equals "true"',
+        default="FEATURE_FLAG_DO_CACHE",
+        ini="dualcache_flag_var",
+    ),
+    "kv_plan": Setting(
+        "KV limits to enforce: free, paid or unlimited", default="free", ini="dualcache_kv_plan"
+    ),
+    "do_engine": Setting(
+        "storage engine behind the DO cache: memory or redis",
+        default="memory",
+        ini="dualcache_do_engine",
+    ),
 }
+
+
+#: Each setting's default, by name (written once, in ``SETTINGS``).
+DEFAULTS: Mapping[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
 
 
 @dataclass(frozen=True)
@@ -40,9 +178,9 @@ class BindingNames:
     Three different Python identifiers, since bindings and vars are read as env attributes.
     """
 
-    do: str = "CACHE_DO"
-    kv: str = "CACHE_KV"
-    flag: str = "FEATURE_FLAG_DO_CACHE"
+    do: str = DEFAULTS["do_binding"]
+    kv: str = DEFAULTS["kv_binding"]
+    flag: str = DEFAULTS["flag_var"]
 
     def __post_init__(self) -> None:
         for name in (self.do, self.kv, self.flag):
@@ -77,58 +215,152 @@ def binding_name_problem(name: object) -> str | None:
 class DualCacheSettings:
     """The resolved configuration every dualcache fixture and hook reads."""
 
-    enabled: bool = False
+    enabled: bool = DEFAULTS["enabled"]
     names: BindingNames = BindingNames()
-    kv_plan: KVPlan = "free"
-    do_engine: str = "memory"
+    kv_plan: KVPlan = DEFAULTS["kv_plan"]
+    do_engine: str = DEFAULTS["do_engine"]
     #: Hypothesis examples per property / state-machine test of the contract suite.
-    examples: int = 25
+    examples: int = DEFAULTS["examples"]
     #: A real Redis server for the DO cache (the redis engine); None: fakeredis.
-    redis_url: str | None = None
+    redis_url: str | None = DEFAULTS["redis_url"]
+    #: ``dualcache_kv_budget`` as written (blank: none); parsed into ``kv_budget``.
+    kv_budget_spec: str = DEFAULTS["kv_budget"]
+    #: Modules whose KV writes are via the cache layer (with the factories' own modules).
+    dal_modules: tuple[str, ...] = DEFAULTS["dal_modules"]
+    kv_allow: tuple[str, ...] = DEFAULTS["kv_allow"]
+    # Resolved under --dualcache only: loading them imports user code or reads files.
+    factories: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    kv_budget: KVBudget | None = None
+    report_path: Path | None = None
+    save_baseline: Path | None = None
+    #: The loaded baseline of ``--dualcache-baseline``.
+    baseline: dict[str, Any] | None = None
+    max_growth: Growth | None = None
 
 
-def _ini(config: pytest.Config, name: str) -> tuple[str, str]:
-    """The ini value (stripped) and a phrase naming its source for error messages."""
-    value = config.getini(name)
-    default = INI_KEYS[name][0]
-    text = str(value).strip() if value is not None else ""
-    return (text or default), f"ini {name}"
+def given(config: pytest.Config, name: str) -> tuple[Any, str] | None:
+    """Setting ``name`` from the first source that gives it, and that source's name.
+
+    Command line, then environment variable, then ini; None when none gives it. A blank
+    value counts as not given.
+    """
+    setting = SETTINGS[name]
+    candidates: list[tuple[Callable[[], Any], str]] = []
+    if setting.option is not None:
+        candidates.append((lambda: config.getoption(setting.dest, default=None), setting.option))
+    if setting.env is not None:
+        candidates.append((lambda: os.environ.get(setting.env or ""), f"${setting.env}"))
+    if setting.ini is not None:
+        candidates.append((lambda: config.getini(setting.ini or ""), f"ini {setting.ini}"))
+    for read, source in candidates:
+        value = read()
+        if isinstance(value, str):
+            value = value.strip()
+        if value:
+            return value, source
+    return None
+
+
+def _value(config: pytest.Config, name: str) -> tuple[Any, str]:
+    """Setting ``name`` as given, else its default (the source then says "the default")."""
+    return given(config, name) or (SETTINGS[name].default, "the default")
 
 
 def _choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
-    value, source = _ini(config, name)
+    value, source = _value(config, name)
     if value not in choices:
         raise pytest.UsageError(f"{source}: {value!r} is not one of {', '.join(choices)}")
     return value
 
 
-def _binding_name(config: pytest.Config, name: str) -> str:
-    value, source = _ini(config, name)
-    problem = binding_name_problem(value)
+def _binding_names(config: pytest.Config) -> BindingNames:
+    values = []
+    for key in BINDING_KEYS:
+        value, source = _value(config, key)
+        problem = binding_name_problem(value)
+        if problem:
+            raise pytest.UsageError(f"{source}: {problem}")
+        values.append(value)
+    do, kv, flag = values
+    inis = [SETTINGS[key].ini for key in BINDING_KEYS]
+    problem = same_names_problem((do, kv, flag), f"ini {inis[0]}, {inis[1]} and {inis[2]}")
     if problem:
-        raise pytest.UsageError(f"{source}: {problem}")
-    return value
+        raise pytest.UsageError(problem)
+    return BindingNames(do=do, kv=kv, flag=flag)
 
 
 def resolve_settings(config: pytest.Config) -> DualCacheSettings:
     """Read and validate every option and ini key; raise ``pytest.UsageError`` on a bad one."""
-    keys = ("dualcache_do_binding", "dualcache_kv_binding", "dualcache_flag_var")
-    do, kv, flag = (_binding_name(config, key) for key in keys)
-    problem = same_names_problem((do, kv, flag), f"ini {keys[0]}, {keys[1]} and {keys[2]}")
-    if problem:
-        raise pytest.UsageError(problem)
-    names = BindingNames(do=do, kv=kv, flag=flag)
-    enabled = bool(config.getoption("dualcache", default=False))
+    enabled = bool(_value(config, "enabled")[0])
     redis_url = _redis_url(config, check=enabled)
-    return DualCacheSettings(
+    settings = DualCacheSettings(
         enabled=enabled,
-        names=names,
-        kv_plan=_choice(config, "dualcache_kv_plan", KV_PLAN_CHOICES),  # type: ignore[arg-type]
-        do_engine="redis"
-        if redis_url
-        else _choice(config, "dualcache_do_engine", DO_ENGINE_CHOICES),
-        examples=config.getoption("dualcache_examples", default=None) or 25,
+        names=_binding_names(config),
+        kv_plan=_choice(config, "kv_plan", KV_PLAN_CHOICES),  # type: ignore[arg-type]
+        do_engine="redis" if redis_url else _choice(config, "do_engine", DO_ENGINE_CHOICES),
+        examples=_value(config, "examples")[0],
         redis_url=redis_url,
+        kv_budget_spec=_value(config, "kv_budget")[0],
+        dal_modules=tuple(_value(config, "dal_modules")[0]),
+        kv_allow=tuple(_value(config, "kv_allow")[0]),
+    )
+    if not enabled:
+        named = [SETTINGS[name].option for name in GATE_OPTIONS if given(config, name)]
+        if named:
+            raise pytest.UsageError(
+                f"{', '.join(map(str, named))} only work together with --dualcache"
+            )
+        return settings
+    return _resolve_session_settings(config, settings)
+
+
+def _resolve_session_settings(
+    config: pytest.Config, settings: DualCacheSettings
+) -> DualCacheSettings:
+    """``settings`` with what only ``--dualcache`` needs: factories, budget, report, gate."""
+    from dataclasses import replace
+
+    from .baseline import BaselineError, Growth, load_baseline
+    from .budget import BudgetError, KVBudget
+    from .factories import registered_factories
+    from .output_files import output_problem
+
+    specs, source = _value(config, "factories")
+    hooked = config.hook.pytest_dualcache_factories(config=config)
+    factories = registered_factories(list(specs), source, hooked)
+    modules = {getattr(factory, "__module__", None) for factory in factories.values()}
+    modules.update(settings.dal_modules)
+    try:
+        budget = KVBudget.parse(settings.kv_budget_spec, f"ini {SETTINGS['kv_budget'].ini}")
+    except BudgetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    growth, source = _value(config, "max_growth")
+    try:
+        max_growth = Growth.parse(growth)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
+    baseline = None
+    if (found := given(config, "baseline")) is not None:
+        try:
+            baseline = load_baseline(Path(found[0]))
+        except BaselineError as exc:
+            raise pytest.UsageError(f"{found[1]}: {exc}") from None
+    outputs: dict[str, Path | None] = {}
+    for name in ("report_path", "save_baseline"):
+        found = given(config, name)
+        outputs[name] = Path(found[0]) if found else None
+        problem = output_problem(outputs[name]) if found else None
+        # xdist workers write nothing: the controller checked already.
+        if problem and not hasattr(config, "workerinput"):
+            raise pytest.UsageError(f"{found[1]}: {problem}")  # type: ignore[index]
+    return replace(
+        settings,
+        factories=factories,
+        dal_modules=tuple(sorted(name for name in modules if name)),
+        kv_budget=budget,
+        baseline=baseline,
+        max_growth=max_growth,
+        **outputs,
     )
 
 
@@ -139,14 +371,11 @@ def _redis_url(config: pytest.Config, *, check: bool) -> str | None:
     variable exported for other projects never stops a session that does not use dualcache
     (a fixture that uses it then fails on its first Redis call instead).
     """
-    url = config.getoption("dualcache_redis_url", default=None)
-    source = "--dualcache-redis-url"
-    if not url:
-        url, source = os.environ.get(REDIS_URL_VARIABLE, ""), f"${REDIS_URL_VARIABLE}"
-    url = url.strip()
-    if not url:
+    found = given(config, "redis_url")
+    if found is None:
         return None
-    if not check and source.startswith("$"):
+    url, source = found
+    if not check and source == f"${SETTINGS['redis_url'].env}":
         return url
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise pytest.UsageError(f"{source}: {url!r} is not a redis://, rediss:// or unix:// URL")
@@ -157,3 +386,8 @@ def _redis_url(config: pytest.Config, *, check: bool) -> str | None:
     except redis.RedisError as exc:
         raise pytest.UsageError(f"{source}: cannot reach Redis at {url}: {exc}") from None
     return url
+
+
+def ini_keys() -> Iterable[tuple[str, Setting]]:
+    """``(ini key, setting)`` of every setting an ini file can give."""
+    return ((s.ini, s) for s in SETTINGS.values() if s.ini is not None)
