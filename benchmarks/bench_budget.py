@@ -1,14 +1,14 @@
 """What KV budgets cost: a recorded, classified put; the plugin in a session without the flag.
 
-Prints, from one run:
+Prints, from one run (ratios only: the 1.2x recording target is withdrawn, issue 14):
 
-(a) the cost of ``KVNamespace.put`` (free plan) with recording on, a test-level budget
-    scope open (``ledger.Scope()``) and write classification on, the put made from a module
-    registered as a data-access module, against the same namespace with recording off
-    (``ledger.enabled = False``). Target: <= 1.2x.
+(a) the cost of ``KVNamespace.put`` (free plan), made from a module registered as a
+    data-access module, in three ways: recording off (``ledger.enabled = False``); recorded
+    with classification off; recorded, classified and a scope open, with the running test's
+    frame known (the stack walk stops there, as in a ``--dualcache`` session).
 (b) the wall time of a generated 2,000-test suite run in a subprocess with the plugin
     installed but ``--dualcache`` off, against the same run with ``-p no:dualcache``
-    (alternating runs, the ratio of the medians; unrelated plugins off in both). Target: <= 1.02x.
+    (alternating runs, the ratio of the medians; unrelated plugins off in both).
     The CPU time of the same runs is printed too, and, when valgrind is installed, the
     instructions one run of each executes: wall and CPU time on a shared machine swing by
     more than the 2 % under test, instruction counts do not.
@@ -33,7 +33,8 @@ import types
 from pathlib import Path
 
 import pytest_dualcache
-from pytest_dualcache import KVNamespace, VirtualClock, ledger
+from pytest_dualcache import KVNamespace, VirtualClock
+from pytest_dualcache.recorder import Recorder
 
 # --- (a) the recorded put ---------------------------------------------------------------------
 
@@ -61,7 +62,7 @@ def _dal() -> types.ModuleType:
     return module
 
 
-def _put_cost(recording: bool, dal: types.ModuleType) -> float:
+def _put_cost(recorder: Recorder, recording: bool, dal: types.ModuleType) -> float:
     """Best of REPEATS runs, in microseconds per put."""
     clock = VirtualClock()
     kv = KVNamespace(clock, plan="free")
@@ -69,35 +70,44 @@ def _put_cost(recording: bool, dal: types.ModuleType) -> float:
     timings = []
     for _ in range(REPEATS):
         kv.ledger.clear()
-        scope = ledger.Scope()
+        scope = recorder.scope()
         start = time.perf_counter()
         dal.write_all(kv, KEYS, VALUE, clock, ROUNDS)
         timings.append(time.perf_counter() - start)
         scope.close()
-    if recording and {record.via for record in kv.ledger.records} != {DAL_MODULE}:
-        raise RuntimeError(f"the puts were not classified as made via {DAL_MODULE}")
+    expected = {DAL_MODULE} if recorder.classifying else {None}
+    if recording and {record.via for record in kv.ledger.records} != expected:
+        raise RuntimeError(f"the puts were not classified as {expected}")
     return min(timings) / (ROUNDS * len(KEYS)) * 1e6
 
 
 def bench_put() -> None:
     dal = _dal()
-    ledger.classify_writes((DAL_MODULE,))
+    recorder = Recorder()
+    previous = recorder.activate()
+    recorder.running_test(bench_put.__code__)  # the walk stops here, as at a test function
     try:
-        # Alternate off and on, so both see the same machine, and keep the best of each.
-        pairs = [(_put_cost(False, dal), _put_cost(True, dal)) for _ in range(PAIRS)]
+        best = {"off": math.inf, "recorded": math.inf, "classified": math.inf}
+        for _ in range(PAIRS):  # alternate, so all see the same machine; keep the best
+            recorder.classify_writes(None)
+            best["off"] = min(best["off"], _put_cost(recorder, False, dal))
+            best["recorded"] = min(best["recorded"], _put_cost(recorder, True, dal))
+            recorder.classify_writes((DAL_MODULE,))
+            best["classified"] = min(best["classified"], _put_cost(recorder, True, dal))
     finally:
-        ledger.classify_writes(None)
-    off, on = min(pair[0] for pair in pairs), min(pair[1] for pair in pairs)
-    ratio = on / off
-    verdict = "meets" if ratio <= 1.2 else "MISSES"
+        Recorder.restore(previous)
+    off = best["off"]
     runs = PAIRS * REPEATS
     print(f"(a) KVNamespace.put, best of {runs} runs of {ROUNDS * len(KEYS)} puts, us per put")
-    print(f"    recording off (ledger.enabled = False):             {off:.3f}")
-    print(f"    recording on, Scope open, writes classified via DAL: {on:.3f}")
-    print(f"    ratio {ratio:.2f}x ({verdict} <= 1.2x), for puts made by the DAL module itself")
+    print(f"    recording off (ledger.enabled = False):       {off:.3f}")
+    for label, key in (
+        ("recorded, not classified:", "recorded"),
+        ("recorded, classified, scope open:", "classified"),
+    ):
+        print(f"    {label:<45} {best[key]:.3f}  ({best[key] / off:.2f}x)")
     off, on = _reference_put_costs()
-    print("    for comparison, no target: a KV-route CacheAbstraction.put (a marker read and a")
-    print(f"    put; its writes take the stack walk): {off:.3f} off, {on:.3f} on, {on / off:.2f}x")
+    print("    a KV-route CacheAbstraction.put (a marker read and a put), classified:")
+    print(f"    {off:.3f} off, {on:.3f} on, {on / off:.2f}x")
 
 
 def _reference_put_costs() -> tuple[float, float]:
@@ -105,7 +115,9 @@ def _reference_put_costs() -> tuple[float, float]:
     from pytest_dualcache import DualCacheEnv
     from pytest_dualcache.abstraction import CacheAbstraction
 
-    previous = ledger.classify_writes(("pytest_dualcache.abstraction",))
+    recorder = Recorder(("pytest_dualcache.abstraction",))
+    previous = recorder.activate()
+    recorder.running_test(_reference_put_costs.__code__)
     try:
         best = {False: math.inf, True: math.inf}
         for _ in range(PAIRS):
@@ -119,7 +131,7 @@ def _reference_put_costs() -> tuple[float, float]:
                     dal.put(key, VALUE, ttl=3600)
                 best[recording] = min(best[recording], time.perf_counter() - start)
     finally:
-        ledger.classify_writes(previous)
+        Recorder.restore(previous)
     return best[False] / len(KEYS) * 1e6, best[True] / len(KEYS) * 1e6
 
 
@@ -174,11 +186,9 @@ def bench_suite() -> None:
     for label, index in (("wall", 0), ("CPU", 1)):
         on = statistics.median(run[index] for run in with_plugin)
         off = statistics.median(run[index] for run in without)
-        ratio = on / off
-        verdict = "meets" if ratio <= 1.02 else "MISSES"
         print(f"    {label} time, -p no:dualcache:                    {off:.3f}")
         print(f"    {label} time, plugin installed, --dualcache off:  {on:.3f}")
-        print(f"    {label} ratio {ratio:.3f}x ({verdict} <= 1.02x)")
+        print(f"    {label} ratio {on / off:.3f}x")
     print(f"    wall times without: {_seconds([run[0] for run in without])}")
     print(f"    wall times with:    {_seconds([run[0] for run in with_plugin])}")
     print(
@@ -190,11 +200,9 @@ def bench_suite() -> None:
         print("    (valgrind not found: no instruction counts)")
     else:
         on_count, off_count = instructions
-        ratio = on_count / off_count
-        verdict = "meets" if ratio <= 1.02 else "MISSES"
         print(
             f"    instructions (valgrind callgrind, one run each): {off_count:,} without, "
-            f"{on_count:,} with: {ratio:.4f}x ({verdict} <= 1.02x)"
+            f"{on_count:,} with: {on_count / off_count:.4f}x"
         )
 
 

@@ -16,12 +16,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ledger
 from .ledger import OperationRecord
-from .limits import SECONDS_PER_DAY
+from .limits import KV_OPERATIONS, SECONDS_PER_DAY
+from .recorder import current_recorder
 
-#: Budget kinds and the KV operation each counts.
-KINDS: Mapping[str, str] = {"writes": "put", "deletes": "delete", "lists": "list", "reads": "get"}
+#: The order budget kinds are named in messages: writes first, what budgets are about.
+_KIND_ORDER = ("writes", "deletes", "lists", "reads")
+#: Budget kinds and the KV operation (ledger op) each counts, from ``limits.KV_OPERATIONS``.
+KINDS: Mapping[str, str] = {
+    kind: method
+    for kind in _KIND_ORDER
+    for method, operation in KV_OPERATIONS.items()
+    if operation.counted_as == kind
+}
 PERIODS = ("test", "day")
 
 
@@ -165,7 +172,7 @@ def kv_budget(
     budget = KVBudget.of(
         "kv_budget()", per=per, writes=writes, deletes=deletes, lists=lists, reads=reads
     )
-    scope = ledger.Scope()
+    scope = current_recorder().scope()
     try:
         yield budget
         violations = budget.violations(scope.records(kind="kv"))

@@ -1,31 +1,31 @@
 """Operation records and caller attribution, shared by the KV and Durable Object emulators.
 
-Recording sits on every KV/DO operation, so it is built to be cheap: a row is nine fields
-appended to one flat list (no object per row for the garbage collector to scan), the caller
-is found by a short frame walk that keeps the code location (no string formatting), and the
-public ``OperationRecord`` objects are made only when read. ``KVNamespace.put``, the
-operation KV budgets are about, skips even the walk when its caller is a module whose
-writes need none (``write_hint``).
+A ``Ledger`` is one store's log: ``Ledger.record`` builds each ``OperationRecord`` (the one
+place a row is made), and ``capture_caller`` (the one place a caller is found) says which
+code asked for it and, for a KV write while writes are classified, which registered
+data-access (DAL) module its stack went through, or that it went through none (a bypass).
 
-For the KV budget, ``mark()`` notes where every live ledger stands and ``records_since``
-returns what all of them recorded after it, in a deterministic order; and
-``classify_writes(modules)`` (off by default) marks each KV write with the registered
-data-access module its stack went through, or as a bypass when it went through none.
+Work a DAL schedules to run later (a coroutine of the async Workers face run as a task, a
+job on a thread pool) runs through ``run_as``, which carries the caller captured when the
+work was scheduled: a stack walk that reaches ``run_as`` has left the work's own frames for
+the scheduler's, so it takes what it has not found yet from that logical caller.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
-import itertools
 import os
 import sys
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from types import CodeType, FrameType
-from typing import Any, NamedTuple
+from types import FrameType
+from typing import NamedTuple, TypeVar
 
-_getframe = sys._getframe
+from .limits import KV_OPERATIONS
+from .recorder import Mark, Recorder, current_recorder, ledger_serials
+from .recorder import Scope as _RecorderScope
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _ASYNCIO_DIR = next(iter(importlib.util.find_spec("asyncio").submodule_search_locations or ["."]))
 #: Frames running these files are never "the caller": this package's own, and asyncio's
@@ -35,6 +35,10 @@ _INTERNAL_FILES = frozenset(
     for folder in (_PACKAGE_DIR, _ASYNCIO_DIR)
     for name in os.listdir(folder)
     if name.endswith(".py")
+)
+#: The ledger ops of KV writes, the operations bypass detection classifies.
+KV_WRITES = frozenset(
+    method for method, kind in KV_OPERATIONS.items() if kind.quota in ("write", "delete")
 )
 
 
@@ -47,6 +51,17 @@ class CallSite(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.filename}:{self.lineno}:{self.function}"
+
+
+UNKNOWN_CALL_SITE = CallSite("<unknown>", 0, "<unknown>")
+
+
+class Caller(NamedTuple):
+    """Who asked for an operation: its call site, and for a classified KV write its DAL."""
+
+    call_site: CallSite
+    #: The DAL module the stack went through, "" for none (a bypass), None if unclassified.
+    via: str | None = None
 
 
 class OperationRecord(NamedTuple):
@@ -65,6 +80,10 @@ class OperationRecord(NamedTuple):
     via: str | None = None
     #: "kv" or "do": which kind of store recorded it.
     store_kind: str = "kv"
+    #: The class name of the exception that failed the operation (None: none, or only text).
+    error_type: str | None = None
+    #: That exception's ``status`` (429, 413, ...) when it has an int one.
+    status: int | None = None
 
     @property
     def bypassed(self) -> bool:
@@ -82,56 +101,62 @@ class OperationRecord(NamedTuple):
         return f"{self.store} {self.op} {self.key!r} {self.bytes} B at {self.caller} ({outcome})"
 
 
-def _line_of(code: CodeType, offset: int) -> int:
-    """The source line of the instruction at byte ``offset`` (what ``f_lineno`` would say)."""
-    for start, end, line in code.co_lines():
-        if start <= offset < end and line is not None:
-            return line
-    return code.co_firstlineno
+#: The caller captured when the running work was scheduled (see ``run_as``).
+LOGICAL_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
+    "dualcache_logical_caller", default=None
+)
+_T = TypeVar("_T")
 
 
-def _call_site(code: CodeType | None, offset: int) -> CallSite:
-    if code is None:
-        return CallSite("<unknown>", 0, "<unknown>")
-    return CallSite(code.co_filename, _line_of(code, offset), code.co_name)
+def run_as(caller: Caller, work: Callable[..., _T], /, *args: object, **kwargs: object) -> _T:
+    """Run ``work`` as if ``caller`` had called it: its operations are attributed to it."""
+    token = LOGICAL_CALLER.set(caller)
+    try:
+        return work(*args, **kwargs)
+    finally:
+        LOGICAL_CALLER.reset(token)
 
 
-def find_call_site() -> CallSite:
-    """The first frame outside this package that leads here."""
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename in _INTERNAL_FILES:
-        frame = frame.f_back
-    if frame is None:
-        return _call_site(None, 0)
-    return _call_site(frame.f_code, frame.f_lasti)
+_RUN_AS_CODE = run_as.__code__
 
 
-_KV_WRITES = frozenset({"put", "delete"})
-#: Fields per row: op, key, at, bytes, ok, error, caller code, caller instruction offset, via.
-ROW_WIDTH = 9
+def capture_caller(*, classify: bool = False, stacklevel: int = 1) -> Caller:
+    """The caller of an operation, found by walking the stack from ``stacklevel``.
 
-
-class WriteHint:
-    """A module whose direct KV writes need no stack walk, and the ``via`` they get.
-
-    ``pair`` is ``(module globals, via)``, one tuple read at once. A put whose immediate
-    caller runs in those globals gets that ``via``: true when the caller is outside this
-    package and either writes are not classified (``via`` None) or the caller is itself a
-    data-access module (``via`` its name, whatever is above it). Other writers never set
-    it; ``classify_writes`` and a scope's end clear it (nor does it keep a module alive).
+    ``stacklevel`` counts as for ``warnings.warn``: 1 is the function calling this one. The
+    call site is the first frame outside this package and asyncio. With ``classify`` (a KV
+    write) while the current recorder classifies, ``via`` is the first registered DAL
+    module on the stack, or "" when there is none: the walk stops at the running test's
+    frame, since nothing above it can be a DAL. A walk that reaches ``run_as`` takes what
+    it has not found from the logical caller of the scheduled work.
     """
-
-    __slots__ = ("pair",)
-
-    def __init__(self) -> None:
-        self.pair: tuple[dict[str, Any] | None, str | None] = _NO_HINT
-
-    def clear(self) -> None:
-        self.pair = _NO_HINT
-
-
-_NO_HINT: tuple[None, None] = (None, None)
-write_hint = WriteHint()
+    recorder = current_recorder()
+    searching_dal = classify and recorder.classifying
+    test_code = recorder.test_code
+    call_site: CallSite | None = None
+    via: str | None = "" if searching_dal else None
+    frame: FrameType | None = sys._getframe(stacklevel)
+    while frame is not None:
+        code = frame.f_code
+        if code is _RUN_AS_CODE:
+            logical = LOGICAL_CALLER.get()
+            if logical is not None:
+                call_site = call_site or logical.call_site
+                via = (logical.via or "") if searching_dal else via
+            break
+        if call_site is None and code.co_filename not in _INTERNAL_FILES:
+            line = frame.f_lineno or code.co_firstlineno
+            call_site = CallSite(code.co_filename, line, code.co_name)
+        if searching_dal:
+            module = recorder.dal_module(frame.f_globals.get("__name__", ""))
+            if module is not None:
+                via, searching_dal = module, False
+            elif code is test_code:
+                searching_dal = False  # nothing above the test function is a DAL
+        if call_site is not None and not searching_dal:
+            break
+        frame = frame.f_back
+    return Caller(call_site or UNKNOWN_CALL_SITE, via)
 
 
 def require_kind(ledger: Ledger, kind: str, owner: str) -> Ledger:
@@ -139,141 +164,6 @@ def require_kind(ledger: Ledger, kind: str, owner: str) -> Ledger:
     if ledger.kind != kind:
         raise ValueError(f"{owner} records into a ledger of kind {kind!r}, got {ledger!r}")
     return ledger
-
-
-_live: weakref.WeakSet[Ledger] = weakref.WeakSet()
-_scopes: list[Scope] = []
-_serials = itertools.count()
-_dal_modules: tuple[str, ...] | None = None
-_is_dal_module: dict[str, bool] = {}
-
-
-Mark = dict["Ledger", int]
-
-
-def mark() -> Mark:
-    """Where every live ledger stands now (pass to ``records_since``)."""
-    return {ledger: ledger.position for ledger in list(_live)}
-
-
-def records_since(
-    start: Mark,
-    *,
-    kind: str | None = None,
-    also: Iterable[Ledger] = (),
-    only_known: bool = False,
-) -> list[OperationRecord]:
-    """Every operation recorded after ``start`` by live ledgers (new ones from their start).
-
-    Ordered by time, then by ledger creation, then by position: the same run gives the same
-    order. ``kind`` ("kv" or "do") keeps one kind of store.
-    """
-    rows: list[tuple[float, int, int, OperationRecord]] = []
-    for ledger in set(start) if only_known else {*_live, *also}:
-        if kind is not None and ledger.kind != kind:
-            continue
-        first = start.get(ledger, 0)
-        for index, record in enumerate(ledger.since(first), first):
-            rows.append((record.at, ledger.serial, index, record))
-    rows.sort(key=lambda row: row[:3])
-    return [row[3] for row in rows]
-
-
-class Scope:
-    """Everything every ledger records from now on; ledgers made meanwhile are kept alive.
-
-    A test's scope sees the operations of namespaces that a helper made and dropped before
-    the test ended. ``close()`` releases them.
-    """
-
-    def __init__(self, registry: list[Scope] | None = None) -> None:
-        self.start = mark()
-        self.created: list[Ledger] = []
-        self._released: list[weakref.ref[Ledger]] = []
-        # The session this scope belongs to (``current_scopes()``): a nested session or an
-        # isolated test swaps in its own list, and the ledgers made there stay out of this one.
-        self._registry = _scopes if registry is None else registry
-        self._registry.append(self)
-
-    def records(self, *, kind: str | None = None) -> list[OperationRecord]:
-        """Operations since the scope began on the ledgers it knows (alive at its start or
-        made while it was open), as ``records_since`` orders them."""
-        made = [*self.created, *filter(None, (ref() for ref in self._released))]
-        start = dict(self.start)
-        for ledger in made:
-            start.setdefault(ledger, 0)
-        return records_since(start, kind=kind, also=made, only_known=True)
-
-    def close(self) -> None:
-        """Stop following new ledgers and release the ones this scope kept alive."""
-        if self in self._registry:
-            self._registry.remove(self)
-        write_hint.clear()
-        self._released += [weakref.ref(ledger) for ledger in self.created]
-        self.created = []
-
-
-_outer_sessions: list[tuple[tuple[str, ...] | None, list[Scope]]] = []
-
-
-def current_scopes() -> list[Scope]:
-    """The open scopes of the current session (pass to ``Scope(registry=...)``)."""
-    return _scopes
-
-
-def enter_session(modules: tuple[str, ...] | None) -> None:
-    """Start a pytest session's own accounting: its classification, no scopes yet.
-
-    A session nested in another (pytester runs a whole session inside a test) must neither
-    see nor feed the outer one's scopes and classification; ``leave_session`` restores them.
-    """
-    global _scopes
-    _outer_sessions.append((_dal_modules, _scopes))
-    _scopes = []
-    classify_writes(modules)
-
-
-def leave_session() -> None:
-    """Give the outer session back its scopes and classification."""
-    global _scopes
-    if _outer_sessions:
-        modules, _scopes = _outer_sessions.pop()
-        classify_writes(modules)
-
-
-def classify_writes(modules: tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """Mark KV writes by the data-access module they went through (None: stop marking).
-
-    A module matches itself and its submodules. Returns the previous setting, for a nested
-    session (pytester) to restore.
-    """
-    global _dal_modules
-    previous, _dal_modules = _dal_modules, modules
-    _is_dal_module.clear()
-    write_hint.clear()
-    return previous
-
-
-def _dal_module_of(frame: FrameType) -> str | None:
-    """The frame's module name if it is a registered data-access module, else None."""
-    name = frame.f_globals.get("__name__", "")
-    known = _is_dal_module.get(name)
-    if known is None:
-        modules = _dal_modules or ()
-        known = _is_dal_module[name] = any(
-            name == module or name.startswith(module + ".") for module in modules
-        )
-    return name if known else None
-
-
-def _remember_direct_writer(frame: FrameType) -> None:
-    """Make ``frame``'s module the write hint if its writes' ``via`` needs no stack walk."""
-    if _dal_modules is None:
-        write_hint.pair = (frame.f_globals, None)
-    else:
-        module = _dal_module_of(frame)
-        if module is not None:
-            write_hint.pair = (frame.f_globals, module)
 
 
 class Ledger:
@@ -289,8 +179,8 @@ class Ledger:
         "_next_number",
         "_numbered_from",
         "_numbers",
-        "_rows",
-        "append_row",
+        "_records",
+        "enabled",
         "serial",
         "store",
     )
@@ -298,38 +188,19 @@ class Ledger:
     def __init__(self, store: str, *, kind: str = "kv", enabled: bool = True) -> None:
         self.store = store
         self._kind = kind
-        # ROW_WIDTH fields per operation, flat: (op, key, at, bytes, ok, error, caller code,
-        # caller instruction offset, via). The code object and offset are kept instead of
-        # file/line strings, which cost far more.
-        self._rows: list[Any] = []
-        #: ``extend`` of the row list while recording, else None: the hot path's one check.
-        #: For this package's stores only: a row is exactly ROW_WIDTH fields, as above.
-        self.append_row: Callable[[tuple[Any, ...]], None] | None = None
+        self._records: list[OperationRecord] = []
         self._numbers: list[int] | None = None  # see number_operations
         self._numbered_from = 0
+        #: Whether operations are recorded.
         self.enabled = enabled
-        self._dropped = 0  # rows forgotten by clear(): positions stay valid across it
-        self.serial = next(_serials)
-        _live.add(self)
-        for scope in _scopes:
-            scope.created.append(self)
+        self._dropped = 0  # records forgotten by clear(): positions stay valid across it
+        self.serial = next(ledger_serials)
+        current_recorder().adopt(self)
 
     @property
     def kind(self) -> str:
         """Which kind of store records here, "kv" or "do" (fixed at creation)."""
         return self._kind
-
-    @property
-    def enabled(self) -> bool:
-        """Whether operations are recorded."""
-        return self.append_row is not None
-
-    @enabled.setter
-    def enabled(self, on: bool) -> None:
-        if not on:
-            self.append_row = None
-        else:
-            self.append_row = self._rows.extend if self._numbers is None else self._append_numbered
 
     def number_operations(self, numbers: Iterator[int]) -> None:
         """From now on, also give each operation the next of ``numbers`` (see ``number_of``).
@@ -340,7 +211,6 @@ class Ledger:
         self._numbers = []
         self._numbered_from = self.position
         self._next_number = numbers.__next__
-        self.enabled = self.enabled
 
     def number_of(self, position: int) -> int | None:
         """The number given to the operation at ``position``; None if it got none."""
@@ -349,55 +219,51 @@ class Ledger:
             return None
         return self._numbers[index]
 
-    def _append_numbered(self, row: tuple[Any, ...]) -> None:
-        self._rows.extend(row)
-        self._numbers.append(self._next_number())  # type: ignore[union-attr]
-
     def record(
-        self, op: str, key: str, at: float, nbytes: int, ok: bool, error: str | None = None
+        self,
+        op: str,
+        key: str,
+        at: float,
+        nbytes: int,
+        ok: bool,
+        error: BaseException | str | None = None,
     ) -> None:
-        """Append one operation, attributing it to the first caller outside this package.
+        """Append one operation, attributed to the code that called the store's method.
 
-        Called by a store's operation method, so the walk starts at that method's caller.
+        ``error`` is the exception that failed it (or its text). Called by a store's
+        operation method: attribution starts at that method's caller.
         """
-        append_row = self.append_row
-        if append_row is None:
+        if not self.enabled:
             return
-        frame: FrameType | None = _getframe(2)
-        caller: FrameType | None = None
-        if op in _KV_WRITES and self._kind == "kv":
-            if frame is not None and frame.f_code.co_filename not in _INTERNAL_FILES:
-                _remember_direct_writer(frame)
-            if _dal_modules is None:
-                via = None
-            else:
-                # One walk finds both the caller and the first data-access module above it.
-                via = ""
-                while frame is not None:
-                    if caller is None and frame.f_code.co_filename not in _INTERNAL_FILES:
-                        caller = frame
-                    module = _dal_module_of(frame)
-                    if module is not None:
-                        via = module
-                        break
-                    frame = frame.f_back
-                frame = caller or frame
-        else:
-            via = None
-        while frame is not None and frame.f_code.co_filename in _INTERNAL_FILES:
-            frame = frame.f_back
-        if frame is None:
-            append_row((op, key, at, nbytes, ok, error, None, 0, via))
-        else:
-            append_row((op, key, at, nbytes, ok, error, frame.f_code, frame.f_lasti, via))
+        classify = self._kind == "kv" and op in KV_WRITES
+        caller = capture_caller(classify=classify, stacklevel=3)
+        status = getattr(error, "status", None) if isinstance(error, BaseException) else None
+        self._records.append(
+            OperationRecord(
+                store=self.store,
+                op=op,
+                key=key,
+                at=at,
+                bytes=nbytes,
+                ok=ok,
+                error=None if error is None else str(error),
+                call_site=caller.call_site,
+                via=caller.via,
+                store_kind=self._kind,
+                error_type=type(error).__name__ if isinstance(error, BaseException) else None,
+                status=status if type(status) is int else None,
+            )
+        )
+        if self._numbers is not None:
+            self._numbers.append(self._next_number())
 
     def __len__(self) -> int:
-        return len(self._rows) // ROW_WIDTH
+        return len(self._records)
 
     @property
     def position(self) -> int:
         """How many operations were ever recorded: a mark that survives ``clear()``."""
-        return self._dropped + len(self)
+        return self._dropped + len(self._records)
 
     def __iter__(self) -> Iterator[OperationRecord]:
         return iter(self.since(0))
@@ -409,29 +275,66 @@ class Ledger:
 
     def since(self, index: int) -> list[OperationRecord]:
         """Operations recorded after the first ``index`` ones (pair with ``position``)."""
-        store, kind = self.store, self._kind
-        fields = iter(self._rows[max(0, index - self._dropped) * ROW_WIDTH :])
-        return [
-            OperationRecord(
-                store, op, key, at, nbytes, ok, error, _call_site(code, offset), via, kind
-            )
-            for op, key, at, nbytes, ok, error, code, offset, via in zip(
-                *[fields] * ROW_WIDTH, strict=True
-            )
-        ]
+        return self._records[max(0, index - self._dropped) :]
 
     def counts(self, *, ok: bool | None = None) -> Counter[str]:  # since the last clear()
         """Number of operations by kind, optionally only successful (``ok=True``) or failed."""
-        rows = self._rows
-        ops, outcomes = rows[0::ROW_WIDTH], rows[4::ROW_WIDTH]
-        return Counter(
-            op for op, done in zip(ops, outcomes, strict=True) if ok is None or done is ok
-        )
+        return Counter(r.op for r in self._records if ok is None or r.ok is ok)
 
     def clear(self) -> None:
         """Forget every record (the store's contents are untouched); positions keep counting."""
-        self._dropped += len(self)
-        self._rows.clear()
+        self._dropped += len(self._records)
+        self._records.clear()
 
     def __repr__(self) -> str:
         return f"<Ledger {self.store}: {len(self)} operations>"
+
+
+# --- compatibility: module-level functions over the current recorder ---------------------------
+# Kept until plugin.py and session.py hold their Recorder on config.stash; then delete them.
+
+_outer_recorders: list[Recorder] = []
+
+
+def mark() -> Mark:
+    """``current_recorder().mark()``."""
+    return current_recorder().mark()
+
+
+def records_since(
+    start: Mark,
+    *,
+    kind: str | None = None,
+    also: Iterable[Ledger] = (),
+    only_known: bool = False,
+) -> list[OperationRecord]:
+    """``current_recorder().records_since(...)``."""
+    return current_recorder().records_since(start, kind=kind, also=also, only_known=only_known)
+
+
+def classify_writes(modules: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """``current_recorder().classify_writes(modules)``."""
+    return current_recorder().classify_writes(modules)
+
+
+def enter_session(modules: tuple[str, ...] | None) -> None:
+    """Activate a new recorder classifying ``modules`` (``leave_session`` restores the last)."""
+    _outer_recorders.append(Recorder(modules).activate())
+
+
+def leave_session() -> None:
+    """Restore the recorder that was current before the last ``enter_session``."""
+    if _outer_recorders:
+        Recorder.restore(_outer_recorders.pop())
+
+
+def current_scopes() -> Recorder:
+    """The current recorder (what ``Scope(registry=...)`` takes)."""
+    return current_recorder()
+
+
+class Scope(_RecorderScope):
+    """``recorder.Scope``, also taking the old ``registry=`` (a recorder) keyword."""
+
+    def __init__(self, recorder: Recorder | None = None, *, registry: Recorder | None = None):
+        super().__init__(registry if recorder is None else recorder)

@@ -225,30 +225,3 @@ class SessionReport:
 
 def _percent(fraction: float | None) -> str:
     return "n/a" if fraction is None else f"{fraction * 100:.1f}%"
-
-
-# Where these lived before they had modules of their own.
-from .baseline import (  # noqa: E402
-    BaselineError,
-    GateResult,
-    Growth,
-    baseline_of,
-    compare,
-    load_baseline,
-)
-from .output_files import output_problem, write_json_atomically  # noqa: E402
-
-__all__ = [
-    "BaselineError",
-    "GateResult",
-    "Growth",
-    "SessionReport",
-    "baseline_of",
-    "bypass_entry",
-    "call_site_text",
-    "compare",
-    "load_baseline",
-    "output_problem",
-    "summarize",
-    "write_json_atomically",
-]

@@ -5,30 +5,40 @@ expirationTtl=60)``, ``getWithMetadata``, ``list(prefix=..., cursor=...)``). The
 only translate names and options, then call the synchronous ``KVNamespace`` and
 ``DurableObjectCache``: every limit, expiry and ledger entry comes from those.
 Options may be given as keywords or as one JS-style options dict.
+
+Each binding method is a plain function that notes its caller when called and returns the
+coroutine doing the work (``handoff.scheduled``): a task a DAL creates from it
+(``asyncio.create_task(env.CACHE_KV.put(...))``) is still attributed to the DAL.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .durable import DurableObjectCache
-from .kv import (
-    KVListResult,
-    KVNamespace,
-    KVValidationError,
-    KVValueWithMetadata,
-    _kv_error,
-    js_number,
-    js_number_text,
-)
+from .handoff import scheduled
+from .jsvalues import js_number, js_number_text
+from .kv import KVListResult, KVNamespace, KVValueWithMetadata
+from .kv_errors import KVValidationError, kv_error
+from .ledger import capture_caller
 from .limits import KV_MIN_CACHE_TTL_S
 
 if TYPE_CHECKING:
     from .env import DualCacheEnv
 
 _JS_GET_TYPES = {"text": "text", "json": "json", "arrayBuffer": "bytes", "bytes": "bytes"}
+_T = TypeVar("_T")
+Awaitable = Coroutine[Any, Any, _T]
+
+
+def _later(write: bool, work: Any, *args: Any) -> Coroutine[Any, Any, Any]:
+    """The coroutine of a binding call: ``work(*args)`` attributed to the binding's caller.
+
+    ``write`` marks a KV write, whose caller is classified (its DAL module) for bypasses.
+    """
+    return scheduled(capture_caller(classify=write, stacklevel=3), work, *args)
 
 
 def _options(options: Mapping[str, Any] | str | None, keywords: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +61,7 @@ def _get_type(options: dict[str, Any]) -> str:
     if cache_ttl is not None:
         number = js_number(cache_ttl)
         if math.isnan(number) or number < KV_MIN_CACHE_TTL_S:
-            raise _kv_error(
+            raise kv_error(
                 KVValidationError,
                 "GET",
                 "cache_ttl_too_small",
@@ -76,26 +86,53 @@ class WorkersKV:
     def __init__(self, namespace: KVNamespace) -> None:
         self.namespace = namespace
 
-    async def get(
+    def get(
         self, key: str, options: Mapping[str, Any] | str | None = None, **keywords: Any
-    ) -> Any:
+    ) -> Awaitable[Any]:
         """``await env.KV.get(key, type="json")`` or ``get(key, "json")``."""
-        return self.namespace.get(key, _get_type(_options(options, keywords)))  # type: ignore[arg-type]
+        return _later(False, self._get, key, options, keywords)
 
-    async def getWithMetadata(
+    def getWithMetadata(
         self, key: str, options: Mapping[str, Any] | str | None = None, **keywords: Any
-    ) -> KVValueWithMetadata:
+    ) -> Awaitable[KVValueWithMetadata]:
         """``await env.KV.getWithMetadata(key)``: ``.value`` and ``.metadata``."""
-        return self.namespace.get_with_metadata(key, _get_type(_options(options, keywords)))  # type: ignore[arg-type]
+        return _later(False, self._get_with_metadata, key, options, keywords)
 
-    async def put(
+    def put(
         self,
         key: str,
         value: str | bytes,
         options: Mapping[str, Any] | None = None,
         **keywords: Any,
-    ) -> None:
+    ) -> Awaitable[None]:
         """``await env.KV.put(key, value, expirationTtl=60, metadata={...})``."""
+        return _later(True, self._put, key, value, options, keywords)
+
+    def delete(self, key: str) -> Awaitable[None]:
+        """``await env.KV.delete(key)``."""
+        return _later(True, self.namespace.delete, key)
+
+    def list(
+        self, options: Mapping[str, Any] | None = None, **keywords: Any
+    ) -> Awaitable[KVListResult]:
+        """``await env.KV.list(prefix=..., limit=..., cursor=...)``: keys, list_complete, cursor."""
+        return _later(False, self._list, options, keywords)
+
+    def _get(self, key: str, options: Mapping[str, Any] | str | None, keywords: dict) -> Any:
+        return self.namespace.get(key, _get_type(_options(options, keywords)))  # type: ignore[arg-type]
+
+    def _get_with_metadata(
+        self, key: str, options: Mapping[str, Any] | str | None, keywords: dict[str, Any]
+    ) -> KVValueWithMetadata:
+        return self.namespace.get_with_metadata(key, _get_type(_options(options, keywords)))  # type: ignore[arg-type]
+
+    def _put(
+        self,
+        key: str,
+        value: str | bytes,
+        options: Mapping[str, Any] | None,
+        keywords: dict[str, Any],
+    ) -> None:
         merged = _options(options, keywords)
         unknown = set(merged) - {"expiration", "expirationTtl", "metadata"}
         if unknown:
@@ -108,12 +145,7 @@ class WorkersKV:
             metadata=merged.get("metadata"),
         )
 
-    async def delete(self, key: str) -> None:
-        """``await env.KV.delete(key)``."""
-        self.namespace.delete(key)
-
-    async def list(self, options: Mapping[str, Any] | None = None, **keywords: Any) -> KVListResult:
-        """``await env.KV.list(prefix=..., limit=..., cursor=...)``: keys, list_complete, cursor."""
+    def _list(self, options: Mapping[str, Any] | None, keywords: dict[str, Any]) -> KVListResult:
         merged = _options(options, keywords)
         unknown = set(merged) - {"prefix", "limit", "cursor"}
         if unknown:
@@ -129,28 +161,39 @@ class WorkersDurableObjectCache:
     def __init__(self, cache: DurableObjectCache) -> None:
         self.cache = cache
 
-    async def get(self, key: str, options: Mapping[str, Any] | None = None, **keywords: Any) -> Any:
+    def get(
+        self, key: str, options: Mapping[str, Any] | None = None, **keywords: Any
+    ) -> Awaitable[Any]:
         """``await env.CACHE_DO.get(key)``; the seed's ``{ttl}`` option is accepted and ignored."""
-        return self.cache.get(key)
+        return _later(False, self.cache.get, key)
 
-    async def set(
+    def set(
         self, key: str, value: object, options: Mapping[str, Any] | None = None, **keywords: Any
-    ) -> None:
+    ) -> Awaitable[None]:
         """``await env.CACHE_DO.set(key, value, ttl=3600)``, or with ``{"ttl": 3600}``."""
+        return _later(False, self._set, key, value, options, keywords)
+
+    def delete(
+        self, key: str, options: Mapping[str, Any] | None = None, **keywords: Any
+    ) -> Awaitable[bool]:
+        """``await env.CACHE_DO.delete(key)``; True if a live entry was removed."""
+        return _later(False, self.cache.delete, key)
+
+    def list(self, prefix: str | None = None) -> Awaitable[list[str]]:
+        """Live keys, sorted, optionally under ``prefix``."""
+        return _later(False, self.cache.list, prefix)
+
+    def _set(
+        self,
+        key: str,
+        value: object,
+        options: Mapping[str, Any] | None,
+        keywords: dict[str, Any],
+    ) -> None:
         merged = _options(options, keywords)
         if "ttl" not in merged:
             raise TypeError("DO cache set() needs a ttl option, e.g. set(key, value, ttl=3600)")
         self.cache.set(key, value, ttl=merged["ttl"])
-
-    async def delete(
-        self, key: str, options: Mapping[str, Any] | None = None, **keywords: Any
-    ) -> bool:
-        """``await env.CACHE_DO.delete(key)``; True if a live entry was removed."""
-        return self.cache.delete(key)
-
-    async def list(self, prefix: str | None = None) -> list[str]:
-        """Live keys, sorted, optionally under ``prefix``."""
-        return self.cache.list(prefix)
 
     async def stats(self) -> Any:
         """Hit/miss counters and size, as ``DurableObjectCache.stats()``."""

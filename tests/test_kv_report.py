@@ -15,7 +15,8 @@ import hypothesis.internal.observability  # noqa: F401
 import pytest
 import pytest_dualcache.contracts.test_registered  # noqa: F401
 
-from pytest_dualcache.report import Growth, write_json_atomically
+from pytest_dualcache.baseline import Growth
+from pytest_dualcache.output_files import write_json_atomically
 
 SKIP_SUITE = ("-k", "not TestDualCacheContract")
 # Plugins the subprocess runs do not need (each xdist worker would load them too).

@@ -3,7 +3,8 @@
 import itertools
 import sys
 
-from pytest_dualcache.ledger import CallSite, Ledger, OperationRecord, find_call_site
+from pytest_dualcache.kv import KVRateLimitError
+from pytest_dualcache.ledger import CallSite, Ledger, OperationRecord, capture_caller
 
 
 def _store_operation(ledger: Ledger, **fields) -> None:
@@ -63,10 +64,31 @@ def test_disabled_ledger_records_nothing():
     assert ledger.records == []
 
 
-def test_find_call_site_names_the_calling_function():
-    site = find_call_site()
+def test_capture_caller_names_the_calling_function():
+    site = capture_caller().call_site
     assert site.filename == __file__
-    assert site.function == "test_find_call_site_names_the_calling_function"
+    assert site.function == "test_capture_caller_names_the_calling_function"
+
+
+def test_an_exception_as_the_error_keeps_its_text_class_and_status():
+    ledger = Ledger("CACHE_KV")
+    error = KVRateLimitError(429, "KV PUT failed: 429 Too Many Requests")
+    _store_operation(ledger, op="put", key="k", at=0.0, nbytes=0, ok=False, error=error)
+    (record,) = ledger.records
+    assert (record.error, record.error_type, record.status) == (
+        "KV PUT failed: 429 Too Many Requests",
+        "KVRateLimitError",
+        429,
+    )
+
+
+def test_an_error_given_as_text_or_without_an_int_status_has_no_status():
+    ledger = Ledger("DO", kind="do")
+    _store_operation(ledger, op="set", key="a", at=0.0, nbytes=0, ok=False, error="refused")
+    _store_operation(ledger, op="set", key="b", at=0.0, nbytes=0, ok=False, error=ValueError("x"))
+    text, plain = ledger.records
+    assert (text.error, text.error_type, text.status) == ("refused", None, None)
+    assert (plain.error, plain.error_type, plain.status) == ("x", "ValueError", None)
 
 
 def test_ledgers_sharing_a_counter_number_their_operations_in_the_order_made():

@@ -1,4 +1,4 @@
-"""ledger.Scope, mark and records_since (what a budget sees), and classify_writes (bypasses)."""
+"""Recorder scopes, mark and records_since (what a budget sees), and classify_writes (bypasses)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_dualcache import ledger
 from pytest_dualcache.clock import VirtualClock
 from pytest_dualcache.durable import DurableObjectCache
 from pytest_dualcache.kv import KVNamespace
-from pytest_dualcache.ledger import Ledger, Scope, classify_writes, mark, records_since
+from pytest_dualcache.ledger import Ledger, OperationRecord
+from pytest_dualcache.recorder import Recorder, Scope
 
 
 def _record(store: Ledger, op: str, key: str, at: float = 0.0, ok: bool = True) -> None:
@@ -21,20 +21,21 @@ def _record(store: Ledger, op: str, key: str, at: float = 0.0, ok: bool = True) 
     store.record(op, key, at, len(key), ok)
 
 
+@pytest.fixture(autouse=True)
+def recorder() -> Iterator[Recorder]:
+    """Each test gets a recorder of its own: no ledgers, scopes or classification of an
+    outer --dualcache session running these tests, and those given back afterwards."""
+    own = Recorder()
+    previous = own.activate()
+    yield own
+    Recorder.restore(previous)
+
+
 @pytest.fixture
-def scope() -> Iterator[Scope]:
-    opened = Scope()
+def scope(recorder: Recorder) -> Iterator[Scope]:
+    opened = recorder.scope()
     yield opened
     opened.close()
-
-
-@pytest.fixture(autouse=True)
-def classified() -> Iterator[None]:
-    """Each test gets accounting of its own: no scopes or classification of an outer
-    --dualcache session running these tests, and those given back afterwards."""
-    ledger.enter_session(None)
-    yield
-    ledger.leave_session()
 
 
 def _module(name: str, source: str) -> types.ModuleType:
@@ -47,69 +48,71 @@ def _module(name: str, source: str) -> types.ModuleType:
 # --- mark and records_since -------------------------------------------------------------------
 
 
-def test_mark_notes_the_length_of_every_live_ledger():
+def test_mark_notes_the_length_of_every_live_ledger(recorder):
     first, second = Ledger("A"), Ledger("B")
     _record(first, "put", "a")
     _record(first, "put", "b")
-    start = mark()
+    start = recorder.mark()
     assert start[first] == 2 and start[second] == 0
 
 
-def test_records_since_returns_only_what_came_after_the_mark():
+def test_records_since_returns_only_what_came_after_the_mark(recorder):
     store = Ledger("A")
     _record(store, "put", "before")
-    start = mark()
+    start = recorder.mark()
     _record(store, "put", "after")
-    assert [r.key for r in records_since(start) if r.store == "A"] == ["after"]
+    assert [r.key for r in recorder.records_since(start) if r.store == "A"] == ["after"]
 
 
-def test_records_since_orders_by_time_then_ledger_creation_then_position():
+def test_records_since_orders_by_time_then_ledger_creation_then_position(recorder):
     older, newer = Ledger("OLD"), Ledger("NEW")
-    start = mark()
+    start = recorder.mark()
     _record(newer, "put", "n5", at=5.0)
     _record(older, "put", "o5", at=5.0)
     _record(newer, "put", "n3a", at=3.0)
     _record(older, "put", "o3", at=3.0)
     _record(newer, "put", "n3b", at=3.0)
-    keys = [r.key for r in records_since(start) if r.store in ("OLD", "NEW")]
+    keys = [r.key for r in recorder.records_since(start) if r.store in ("OLD", "NEW")]
     assert keys == ["o3", "n3a", "n3b", "o5", "n5"]
 
 
-def test_a_ledger_made_after_the_mark_counts_from_its_first_record():
-    start = mark()
+def test_a_ledger_made_after_the_mark_counts_from_its_first_record(recorder):
+    start = recorder.mark()
     store = Ledger("LATE")
     _record(store, "put", "x")
     _record(store, "get", "x")
-    assert [r.op for r in records_since(start) if r.store == "LATE"] == ["put", "get"]
+    assert [r.op for r in recorder.records_since(start) if r.store == "LATE"] == ["put", "get"]
 
 
-def test_records_since_keeps_one_kind_of_store():
-    start = mark()
+def test_records_since_keeps_one_kind_of_store(recorder):
+    start = recorder.mark()
     kv, do = Ledger("KV", kind="kv"), Ledger("DO", kind="do")
     _record(kv, "put", "k")
     _record(do, "set", "d")
-    assert [r.store for r in records_since(start, kind="kv")] == ["KV"]
-    assert [r.store for r in records_since(start, kind="do")] == ["DO"]
-    assert {r.store_kind for r in records_since(start)} >= {"kv", "do"}
+    assert [r.store for r in recorder.records_since(start, kind="kv")] == ["KV"]
+    assert [r.store for r in recorder.records_since(start, kind="do")] == ["DO"]
+    assert {r.store_kind for r in recorder.records_since(start)} >= {"kv", "do"}
 
 
-def test_records_since_is_the_same_list_each_time_it_is_asked():
-    start = mark()
+def test_records_since_is_the_same_list_each_time_it_is_asked(recorder):
+    start = recorder.mark()
     stores = [Ledger(f"S{i}") for i in range(3)]
     for at in (2.0, 1.0, 2.0, 0.0):
         for store in reversed(stores):
             _record(store, "put", f"{store.store}@{at}", at=at)
-    assert records_since(start) == records_since(start)
-    assert [r.at for r in records_since(start)] == sorted(r.at for r in records_since(start))
+    assert recorder.records_since(start) == recorder.records_since(start)
+    assert [r.at for r in recorder.records_since(start)] == sorted(
+        r.at for r in recorder.records_since(start)
+    )
 
 
 # --- Scope --------------------------------------------------------------------------------------
 
 
-def test_scope_sees_every_ledger_from_its_start():
+def test_scope_sees_every_ledger_from_its_start(recorder):
     before = Ledger("BEFORE")
     _record(before, "put", "old")
-    scope = Scope()
+    scope = recorder.scope()
     _record(before, "put", "new")
     during = Ledger("DURING")
     _record(during, "delete", "gone")
@@ -129,9 +132,9 @@ def test_a_ledger_made_and_dropped_inside_the_scope_is_still_counted(scope):
     assert [(r.store, r.key) for r in scope.records(kind="kv")] == [("HELPER_KV", "made-by-helper")]
 
 
-def test_a_ledger_alive_at_the_start_and_dropped_later_is_still_counted():
+def test_a_ledger_alive_at_the_start_and_dropped_later_is_still_counted(recorder):
     namespace = KVNamespace(VirtualClock(), name="EARLY_KV")
-    scope = Scope()
+    scope = recorder.scope()
     namespace.put("k", "v")
     del namespace
     gc.collect()
@@ -150,11 +153,11 @@ def test_scope_kind_filter_keeps_kv_or_do(scope):
     assert [r.store for r in scope.records()] == ["FILTER_KV", "FILTER_DO"]
 
 
-def test_nested_scopes_each_see_their_own_span():
-    outer = Scope()
+def test_nested_scopes_each_see_their_own_span(recorder):
+    outer = recorder.scope()
     store = Ledger("NEST")
     _record(store, "put", "outer-only")
-    inner = Scope()
+    inner = recorder.scope()
     _record(store, "put", "both")
     inner_records = inner.records()
     inner.close()
@@ -164,27 +167,27 @@ def test_nested_scopes_each_see_their_own_span():
     assert [r.key for r in outer.records()] == ["outer-only", "both", "outer-again"]
 
 
-def test_close_stops_keeping_new_ledgers_for_the_scope():
-    closed = Scope()
+def test_close_stops_keeping_new_ledgers_for_the_scope(recorder):
+    closed = recorder.scope()
     closed.close()
     store = Ledger("AFTER_CLOSE")
     assert store not in closed.created
     closed.close()  # twice is fine
 
 
-def test_close_releases_the_ledgers_made_inside_the_scope():
-    opened = Scope()
+def test_close_releases_the_ledgers_made_inside_the_scope(recorder):
+    opened = recorder.scope()
     made = weakref.ref(Ledger("RELEASED"))
     opened.close()
     gc.collect()
     assert made() is None
 
 
-def test_operations_after_a_clear_inside_the_scope_are_counted():
+def test_operations_after_a_clear_inside_the_scope_are_counted(recorder):
     namespace = KVNamespace(VirtualClock(), name="CLEARED_KV")
     for index in range(3):
         namespace.put(f"before{index}", "v")
-    scope = Scope()
+    scope = recorder.scope()
     namespace.ledger.clear()
     namespace.put("after", "v")
     scope.close()
@@ -209,12 +212,12 @@ def through(callback, kv, key):
 """
 
 
-def _kv_writes(scope: Scope) -> list[ledger.OperationRecord]:
+def _kv_writes(scope: Scope) -> list[OperationRecord]:
     return scope.records(kind="kv")
 
 
-def test_classification_off_leaves_via_none(scope):
-    classify_writes(None)
+def test_classification_off_leaves_via_none(scope, recorder):
+    recorder.classify_writes(None)
     namespace = KVNamespace(VirtualClock())
     _module("off_dal", DAL_SOURCE).save(namespace, "k")
     namespace.put("direct", "v")
@@ -223,9 +226,9 @@ def test_classification_off_leaves_via_none(scope):
     assert not via_dal.bypassed and not direct.bypassed
 
 
-def test_a_write_through_a_registered_module_names_it(scope, classified):
+def test_a_write_through_a_registered_module_names_it(scope, recorder):
     dal = _module("shop_dal", DAL_SOURCE)
-    classify_writes(("shop_dal",))
+    recorder.classify_writes(("shop_dal",))
     namespace = KVNamespace(VirtualClock())
     dal.save(namespace, "k")
     dal.remove(namespace, "k")
@@ -235,8 +238,8 @@ def test_a_write_through_a_registered_module_names_it(scope, classified):
     ]
 
 
-def test_a_direct_write_is_a_bypass(scope, classified):
-    classify_writes(("shop_dal",))
+def test_a_direct_write_is_a_bypass(scope, recorder):
+    recorder.classify_writes(("shop_dal",))
     namespace = KVNamespace(VirtualClock())
     namespace.put("k", "v")
     namespace.delete("k")
@@ -246,20 +249,20 @@ def test_a_direct_write_is_a_bypass(scope, classified):
     ]
 
 
-def test_a_registered_module_matches_its_submodules_only(scope, classified):
+def test_a_registered_module_matches_its_submodules_only(scope, recorder):
     sub = _module("shop.store.kv", DAL_SOURCE)
     lookalike = _module("shopping", DAL_SOURCE)
-    classify_writes(("shop",))
+    recorder.classify_writes(("shop",))
     namespace = KVNamespace(VirtualClock())
     sub.save(namespace, "a")
     lookalike.save(namespace, "b")
     assert [(r.key, r.via) for r in _kv_writes(scope)] == [("a", "shop.store.kv"), ("b", "")]
 
 
-def test_the_stack_only_has_to_pass_through_the_module(scope, classified):
+def test_the_stack_only_has_to_pass_through_the_module(scope, recorder):
     dal = _module("outer_dal", DAL_SOURCE)
     helper = _module("plain_helper", DAL_SOURCE)
-    classify_writes(("outer_dal",))
+    recorder.classify_writes(("outer_dal",))
     namespace = KVNamespace(VirtualClock())
     dal.through(helper.save, namespace, "k")  # outer_dal -> plain_helper -> kv.put
     (record,) = _kv_writes(scope)
@@ -267,9 +270,9 @@ def test_the_stack_only_has_to_pass_through_the_module(scope, classified):
     assert record.call_site.filename == "<plain_helper>"  # the caller is still the helper
 
 
-def test_reads_and_lists_are_never_classified(scope, classified):
+def test_reads_and_lists_are_never_classified(scope, recorder):
     dal = _module("read_dal", DAL_SOURCE)
-    classify_writes(("read_dal",))
+    recorder.classify_writes(("read_dal",))
     namespace = KVNamespace(VirtualClock())
     dal.read(namespace, "k")
     namespace.get("k")
@@ -282,35 +285,35 @@ def test_reads_and_lists_are_never_classified(scope, classified):
     ]
 
 
-def test_durable_object_writes_are_never_classified(scope, classified):
-    classify_writes(("nothing_registered",))
+def test_durable_object_writes_are_never_classified(scope, recorder):
+    recorder.classify_writes(("nothing_registered",))
     cache = DurableObjectCache(VirtualClock())
     cache.set("k", "v", ttl=60)
     cache.delete("k")
     assert [(r.op, r.via) for r in scope.records(kind="do")] == [("set", None), ("delete", None)]
 
 
-def test_no_registered_module_makes_every_write_a_bypass(scope, classified):
-    classify_writes(())
+def test_no_registered_module_makes_every_write_a_bypass(scope, recorder):
+    recorder.classify_writes(())
     namespace = KVNamespace(VirtualClock())
     _module("any_dal", DAL_SOURCE).save(namespace, "k")
     assert [r.via for r in _kv_writes(scope)] == [""]
 
 
-def test_registering_again_forgets_the_previous_answers(scope, classified):
+def test_registering_again_forgets_the_previous_answers(scope, recorder):
     dal = _module("late_dal", DAL_SOURCE)
     namespace = KVNamespace(VirtualClock())
-    classify_writes(("other",))
+    recorder.classify_writes(("other",))
     dal.save(namespace, "a")
-    classify_writes(("late_dal",))
+    recorder.classify_writes(("late_dal",))
     namespace.clock.advance(2)
     dal.save(namespace, "a")
     assert [r.via for r in _kv_writes(scope)] == ["", "late_dal"]
 
 
-def test_refused_writes_are_classified_too(scope, classified):
+def test_refused_writes_are_classified_too(scope, recorder):
     dal = _module("refused_dal", DAL_SOURCE)
-    classify_writes(("refused_dal",))
+    recorder.classify_writes(("refused_dal",))
     namespace = KVNamespace(VirtualClock())
     dal.save(namespace, "k")
     with pytest.raises(Exception, match="429"):
@@ -321,7 +324,7 @@ def test_refused_writes_are_classified_too(scope, classified):
     ]
 
 
-# --- the write hint: repeated puts skip the stack walk and keep the same answers ----------------
+# --- repeated puts and helpers called by turns keep their answers ---------------------------------
 
 LOOP_SOURCE = """
 def save_many(kv, keys):
@@ -334,9 +337,9 @@ def save_two_lines(kv):
 """
 
 
-def test_repeated_puts_from_a_registered_module_keep_its_name_and_lines(scope, classified):
+def test_repeated_puts_from_a_registered_module_keep_its_name_and_lines(scope, recorder):
     dal = _module("loop_dal", LOOP_SOURCE)
-    classify_writes(("loop_dal",))
+    recorder.classify_writes(("loop_dal",))
     namespace = KVNamespace(VirtualClock())
     dal.save_many(namespace, ["a", "b", "c"])
     dal.save_two_lines(namespace)
@@ -349,12 +352,10 @@ def test_repeated_puts_from_a_registered_module_keep_its_name_and_lines(scope, c
     assert {r.call_site.function for r in records[3:]} == {"save_two_lines"}
 
 
-def test_a_helper_called_by_turns_from_a_dal_and_directly_is_classified_each_time(
-    scope, classified
-):
+def test_a_helper_called_by_turns_from_a_dal_and_directly_is_classified_each_time(scope, recorder):
     dal = _module("turns_dal", DAL_SOURCE)
     helper = _module("turns_helper", DAL_SOURCE)
-    classify_writes(("turns_dal",))
+    recorder.classify_writes(("turns_dal",))
     namespace = KVNamespace(VirtualClock())
     for key in ("a", "b"):
         dal.save(namespace, f"dal-{key}")  # the DAL's own module writes: the hint is set
@@ -373,12 +374,12 @@ def test_a_helper_called_by_turns_from_a_dal_and_directly_is_classified_each_tim
     ]
 
 
-def test_turning_classification_on_forgets_a_hint_made_while_it_was_off(scope, classified):
+def test_turning_classification_on_forgets_a_hint_made_while_it_was_off(scope, recorder):
     writer = _module("hinted_while_off", LOOP_SOURCE)
     namespace = KVNamespace(VirtualClock())
-    classify_writes(None)
+    recorder.classify_writes(None)
     writer.save_many(namespace, ["a", "b"])
-    classify_writes(("some_other_dal",))
+    recorder.classify_writes(("some_other_dal",))
     writer.save_many(namespace, ["c", "d"])
     assert [(r.key, r.via) for r in _kv_writes(scope)] == [
         ("a", None),
@@ -395,25 +396,3 @@ def test_each_store_refuses_the_other_kinds_ledger():
         DurableObjectCache(VirtualClock(), ledger=Ledger("CACHE_KV"))
     with pytest.raises(AttributeError):
         Ledger("CACHE_KV").kind = "do"  # type: ignore[misc]
-
-
-def test_a_put_that_skips_the_walk_records_what_the_walk_would(scope, classified):
-    dal = _module("same_rows_dal", LOOP_SOURCE)
-    classify_writes(("same_rows_dal",))
-    namespace = KVNamespace(VirtualClock())
-    dal.save_many(namespace, ["walked"])  # the first write walks and sets the hint
-    ledger.write_hint.clear()
-    walked = _kv_writes(scope)[-1]
-    dal.save_many(namespace, ["walked-again"])
-    dal.save_many(namespace, ["hinted"])
-    again, hinted = _kv_writes(scope)[-2:]
-    assert ledger.write_hint.pair[1] == "same_rows_dal"
-    assert hinted._replace(key="k") == again._replace(key="k")
-    assert hinted._replace(key="k", at=0) == walked._replace(key="k", at=0)
-
-
-def test_a_scope_ending_forgets_the_hint():
-    _module("forgotten_dal", LOOP_SOURCE).save_many(KVNamespace(VirtualClock()), ["a"])
-    assert ledger.write_hint.pair[0] is not None
-    Scope().close()
-    assert ledger.write_hint.pair == (None, None)

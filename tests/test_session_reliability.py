@@ -19,7 +19,7 @@ import hypothesis.internal.observability  # noqa: F401
 import pytest
 import pytest_dualcache.contracts.test_registered  # noqa: F401
 
-from pytest_dualcache.report import output_problem, write_json_atomically
+from pytest_dualcache.output_files import output_problem, write_json_atomically
 
 # The inner runs skip the contract suite, keep the tests in file order (-x and friends stop
 # after a given test: the order is the scenario) and cache nothing.

@@ -1,0 +1,54 @@
+"""The daily operation quotas of a KV plan, and what today used of them.
+
+One small object, so it can later become account-wide (shared by namespaces). It has no
+lock of its own: its namespace holds its ``RLock`` around every call (see ``kv.py``), and
+a quota shared by namespaces must share that lock with it.
+"""
+
+from __future__ import annotations
+
+from .kv_errors import KVQuotaError
+from .limits import (
+    KV_DAILY_QUOTAS,
+    KV_OPERATIONS,
+    KV_QUOTA_MESSAGE,
+    KV_QUOTA_STATUS,
+    SECONDS_PER_DAY,
+    KVPlan,
+)
+
+
+class DailyQuota:
+    """Operations a plan allows per UTC day of the virtual clock, and today's use by kind."""
+
+    __slots__ = ("_day_end", "_day_start", "_used", "limits")
+
+    def __init__(self, plan: KVPlan) -> None:
+        #: Operations a day by quota kind ("read", "write", ...); None: no quota.
+        self.limits = KV_DAILY_QUOTAS[plan]
+        self._day_start = 0.0
+        self._day_end = 0.0
+        self._used = {kind.quota: 0 for kind in KV_OPERATIONS.values()}
+
+    def check(self, method: str, now: float) -> None:
+        """Raise ``KVQuotaError`` if today's quota of ``method`` (get, put...) is used up."""
+        self._roll_day(now)
+        quota = KV_OPERATIONS[method].quota
+        if self.limits is not None and self._used[quota] >= self.limits[quota]:
+            raise KVQuotaError(KV_QUOTA_STATUS, KV_QUOTA_MESSAGE.format(method=method))
+
+    def count(self, method: str) -> None:
+        """Count one successful ``method`` against today (after ``check`` passed)."""
+        self._used[KV_OPERATIONS[method].quota] += 1
+
+    def used_today(self, now: float) -> dict[str, int]:
+        """Successful operations of the UTC day of ``now``, by quota kind."""
+        self._roll_day(now)
+        return dict(self._used)
+
+    def _roll_day(self, now: float) -> None:
+        """Start a new UTC day (all counts 0) when ``now`` left the current one."""
+        if not self._day_start <= now < self._day_end:
+            self._day_start = now - now % SECONDS_PER_DAY
+            self._day_end = self._day_start + SECONDS_PER_DAY
+            self._used = dict.fromkeys(self._used, 0)
