@@ -164,7 +164,7 @@ def _serialized(method: F) -> F:
                 if recorded:
                     subject = args[0] if args else kwargs.get(subject_name)
                     key = "" if subject is None and op == "list" else key_text(subject)
-                    self._ledger.record(op, key, self._clock.now(), 0, False, str(exc))
+                    self._ledger.record(op, key, self._clock.now(), 0, False, exc)
                 raise
 
     return run  # type: ignore[return-value]

@@ -18,13 +18,12 @@ import importlib.util
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import NamedTuple, TypeVar
 
 from .limits import KV_OPERATIONS
-from .recorder import Mark, Recorder, current_recorder, ledger_serials
-from .recorder import Scope as _RecorderScope
+from .recorder import current_recorder, ledger_serials
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _ASYNCIO_DIR = next(iter(importlib.util.find_spec("asyncio").submodule_search_locations or ["."]))
@@ -288,53 +287,3 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"<Ledger {self.store}: {len(self)} operations>"
-
-
-# --- compatibility: module-level functions over the current recorder ---------------------------
-# Kept until plugin.py and session.py hold their Recorder on config.stash; then delete them.
-
-_outer_recorders: list[Recorder] = []
-
-
-def mark() -> Mark:
-    """``current_recorder().mark()``."""
-    return current_recorder().mark()
-
-
-def records_since(
-    start: Mark,
-    *,
-    kind: str | None = None,
-    also: Iterable[Ledger] = (),
-    only_known: bool = False,
-) -> list[OperationRecord]:
-    """``current_recorder().records_since(...)``."""
-    return current_recorder().records_since(start, kind=kind, also=also, only_known=only_known)
-
-
-def classify_writes(modules: tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """``current_recorder().classify_writes(modules)``."""
-    return current_recorder().classify_writes(modules)
-
-
-def enter_session(modules: tuple[str, ...] | None) -> None:
-    """Activate a new recorder classifying ``modules`` (``leave_session`` restores the last)."""
-    _outer_recorders.append(Recorder(modules).activate())
-
-
-def leave_session() -> None:
-    """Restore the recorder that was current before the last ``enter_session``."""
-    if _outer_recorders:
-        Recorder.restore(_outer_recorders.pop())
-
-
-def current_scopes() -> Recorder:
-    """The current recorder (what ``Scope(registry=...)`` takes)."""
-    return current_recorder()
-
-
-class Scope(_RecorderScope):
-    """``recorder.Scope``, also taking the old ``registry=`` (a recorder) keyword."""
-
-    def __init__(self, recorder: Recorder | None = None, *, registry: Recorder | None = None):
-        super().__init__(registry if recorder is None else recorder)

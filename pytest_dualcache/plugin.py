@@ -7,12 +7,12 @@ uses them pays for this module and ``settings`` alone.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .recorder import Recorder
 from .settings import SETTINGS, DualCacheSettings, ini_keys, resolve_settings
 
 if TYPE_CHECKING:
@@ -26,7 +26,9 @@ SETTINGS_KEY = pytest.StashKey[DualCacheSettings]()
 #: The ContractHarness of a running contract test, for its failure report.
 CONTRACT_HARNESS_KEY = pytest.StashKey[Any]()
 KV_SESSION_KEY = pytest.StashKey[Any]()
-NESTED_KEY = pytest.StashKey[bool]()  # a session started while another one's ledgers live
+#: The session's Recorder (every ledger made during it joins it), and the one it replaced.
+RECORDER_KEY = pytest.StashKey[Recorder]()
+PREVIOUS_RECORDER_KEY = pytest.StashKey[Recorder]()
 SUITE_IDS_KEY = pytest.StashKey[list[str]]()  # suite node ids named on the command line
 
 CONTRACTS_PACKAGE = "pytest_dualcache.contracts"
@@ -74,11 +76,12 @@ def pytest_configure(config: pytest.Config) -> None:
         from .durable import forget_lost_servers
 
         forget_lost_servers()  # a session nested in another (pytester) starts with none lost
+    # Each session records on its own: one nested in another (pytester) neither sees nor
+    # feeds the outer one's scopes and classification.
+    recorder = Recorder()
+    config.stash[RECORDER_KEY] = recorder
+    config.stash[PREVIOUS_RECORDER_KEY] = recorder.activate()
     if not settings.enabled:
-        ledger = sys.modules.get("pytest_dualcache.ledger")
-        if ledger is not None:  # a session inside another (pytester): keep them apart
-            ledger.enter_session(None)
-            config.stash[NESTED_KEY] = True
         return
     from .contracts.paths import SUITE_NODEID
     from .pytest_compromises import take_suite_node_ids
@@ -89,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
     suite_ids = take_suite_node_ids(config, SUITE_NODEID)
     if suite_ids:
         config.stash[SUITE_IDS_KEY] = suite_ids
-    session = KVSession(config, settings)
+    session = KVSession(config, settings, recorder)
     config.stash[KV_SESSION_KEY] = session
     config.pluginmanager.register(session, "dualcache-session")
 
@@ -114,15 +117,14 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    session = config.stash.get(KV_SESSION_KEY, None)
-    if session is not None:
-        session.unconfigure()
-    elif config.stash.get(NESTED_KEY, False):
-        sys.modules["pytest_dualcache.ledger"].leave_session()
-    durable = sys.modules.get("pytest_dualcache.durable")
+    previous = config.stash.get(PREVIOUS_RECORDER_KEY, None)
+    if previous is not None:
+        Recorder.restore(previous)
     settings = config.stash.get(SETTINGS_KEY, None)
-    if durable is not None and settings is not None and settings.redis_url:
-        durable.close_server_clients()
+    if settings is not None and settings.redis_url:
+        from .durable import close_server_clients
+
+        close_server_clients()
 
 
 @pytest.hookimpl(tryfirst=True)

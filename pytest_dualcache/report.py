@@ -23,6 +23,8 @@ REPORT_VERSION = 1
 KV_KINDS = {op.method: op.counted_as for op in KV_OPERATIONS.values()}
 DO_KINDS = ("deletes", "errors", "gets", "hits", "lists", "misses", "sets")
 TOP_SITES = 10
+#: The report's column for each KV error type (the ledger keeps the exception's class name).
+_KV_ERROR_COLUMNS = {"KVRateLimitError": "rate_limited", "KVQuotaError": "quota"}
 
 
 def call_site_text(record: OperationRecord, rootdir: Path) -> str:
@@ -50,7 +52,7 @@ def summarize(records: Iterable[OperationRecord], rootdir: Path) -> dict[str, An
     for record in records:
         if record.store_kind == "kv":
             if not record.ok:
-                kv_errors[_error_class(record.error or "")] += 1
+                kv_errors[_KV_ERROR_COLUMNS.get(record.error_type or "", "other")] += 1
             elif record.op in KV_KINDS:
                 kv[KV_KINDS[record.op]] += 1
                 if record.op == "put":
@@ -70,14 +72,6 @@ def summarize(records: Iterable[OperationRecord], rootdir: Path) -> dict[str, An
         "bypasses": {"allowed": [], "rejected": []},
         "over_budget": [],
     }
-
-
-def _error_class(error: str) -> str:
-    if "429 Too Many Requests" in error:
-        return "rate_limited"
-    if "limit exceeded for the day" in error:
-        return "quota"
-    return "other"
 
 
 def bypass_entry(record: OperationRecord, rootdir: Path) -> dict[str, str]:

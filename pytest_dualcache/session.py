@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from . import ledger
 from .baseline import GateResult, Growth, baseline_of, compare
 from .budget import BudgetError, KVBudget
 from .ledger import OperationRecord
 from .output_files import write_json_atomically
+from .recorder import Recorder, Scope
 from .report import SessionReport, bypass_entry, call_site_text, summarize
 from .settings import DualCacheSettings
 
@@ -42,7 +42,9 @@ class Accounting:
 class KVSession:
     """Hooks that account for every test's KV operations under ``--dualcache``."""
 
-    def __init__(self, config: pytest.Config, settings: DualCacheSettings) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: DualCacheSettings, recorder: Recorder
+    ) -> None:
         self.config = config
         self.rootdir = config.rootpath
         self.settings = settings
@@ -51,11 +53,8 @@ class KVSession:
         self.is_worker = hasattr(config, "workerinput")
         #: (what, path, error) of each report or baseline file that could not be written.
         self.write_errors: list[tuple[str, Path, str]] = []
-        ledger.enter_session((REFERENCE_MODULE, *settings.dal_modules))
-        self._scopes = ledger.current_scopes()
-
-    def unconfigure(self) -> None:
-        ledger.leave_session()
+        self.recorder = recorder
+        recorder.classify_writes((REFERENCE_MODULE, *settings.dal_modules))
 
     # --- per test ---------------------------------------------------------------------------
 
@@ -69,18 +68,22 @@ class KVSession:
         setup is shared (a module fixture would be charged to whichever test, per xdist
         worker, ran first).
         """
-        scope = ledger.Scope(registry=self._scopes)
+        scope = self.recorder.scope()
+        # A stack walk stops at the test function: nothing above it can be a DAL.
+        self.recorder.running_test(getattr(getattr(item, "function", None), "__code__", None))
         try:
             result = yield
         except BaseException:
             self._close(item, scope)
             raise
+        finally:
+            self.recorder.running_test(None)
         failure = self._close(item, scope)
         if failure is not None:
             pytest.fail(failure, pytrace=False)
         return result
 
-    def _close(self, item: pytest.Item, scope: ledger.Scope) -> str | None:
+    def _close(self, item: pytest.Item, scope: Scope) -> str | None:
         """Account for the scope's operations (kept for the test's report) and close it."""
         try:
             accounting = self._account(item, scope.records())
