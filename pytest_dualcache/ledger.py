@@ -234,25 +234,29 @@ class Ledger:
         """
         if not self.enabled:
             return
-        classify = self._kind == "kv" and op in KV_WRITES
-        caller = capture_caller(classify=classify, stacklevel=3)
-        status = getattr(error, "status", None) if isinstance(error, BaseException) else None
-        self._records.append(
-            OperationRecord(
-                store=self.store,
-                op=op,
-                key=key,
-                at=at,
-                bytes=nbytes,
-                ok=ok,
-                error=None if error is None else str(error),
-                call_site=caller.call_site,
-                via=caller.via,
-                store_kind=self._kind,
-                error_type=type(error).__name__ if isinstance(error, BaseException) else None,
-                status=status if type(status) is int else None,
+        kind, store = self._kind, self.store
+        call_site, via = capture_caller(classify=kind == "kv" and op in KV_WRITES, stacklevel=3)
+        # Positional: this runs on every KV and DO operation.
+        if error is None:
+            record = OperationRecord(store, op, key, at, nbytes, ok, None, call_site, via, kind)
+        else:
+            failure = error if isinstance(error, BaseException) else None
+            status = getattr(failure, "status", None)
+            record = OperationRecord(
+                store,
+                op,
+                key,
+                at,
+                nbytes,
+                ok,
+                str(error),
+                call_site,
+                via,
+                kind,
+                None if failure is None else type(failure).__name__,
+                status if type(status) is int else None,
             )
-        )
+        self._records.append(record)
         if self._numbers is not None:
             self._numbers.append(self._next_number())
 
