@@ -146,3 +146,95 @@ DO_MESSAGES: Final = {
         "Values cannot be larger than {limit} bytes. A value of size {length} was provided."
     ),
 }
+
+# --- Cloudflare's REST API for Workers KV --------------------------------------------------
+# What a service outside Workers meets when it writes KV over HTTPS (``pytest_dualcache.rest``).
+# Endpoints: https://developers.cloudflare.com/api/resources/kv/ (namespaces, values,
+# metadata, keys, bulk). Statuses and codes marked "observed" come from responses quoted in
+# public code and issues, not from a Cloudflare page; "unconfirmed" ones are our choice.
+
+#: Where the API lives; the official SDKs' default base URL.
+REST_API_HOST: Final = "api.cloudflare.com"
+REST_API_BASE_PATH: Final = "/client/v4"
+#: Bulk write: up to 10,000 pairs, the whole request under 100 megabytes (docs "Write
+#: key-value pairs", https://developers.cloudflare.com/kv/api/write-key-value-pairs/ "Write
+#: data in bulk"). The page says megabytes, not MiB: we take 100,000,000 bytes.
+REST_BULK_WRITE_MAX_PAIRS: Final = 10_000
+REST_BULK_MAX_REQUEST_BYTES: Final = 100_000_000
+#: Bulk delete: up to 10,000 keys (API reference, namespaces ``bulk_delete``).
+REST_BULK_DELETE_MAX_KEYS: Final = 10_000
+#: Bulk get: up to 100 keys, text values only (API reference, namespaces ``bulk_get``:
+#: "Retrieve up to 100 KV pairs").
+REST_BULK_GET_MAX_KEYS: Final = 100
+#: Namespaces list: 20 a page unless ``per_page`` says otherwise (API reference, namespaces
+#: ``list``; the default page size is the v4 API's usual 20, unconfirmed for this endpoint).
+REST_NAMESPACES_PER_PAGE: Final = 20
+#: The API's own rate limit: 1,200 requests per five minutes per user (token), cumulative
+#: across dashboard, key and token; past it "all API calls for the next five minutes will be
+#: blocked, receiving a HTTP 429" with a ``retry-after`` header
+#: (https://developers.cloudflare.com/fundamentals/api/reference/limits/). The KV FAQ
+#: (https://developers.cloudflare.com/kv/reference/faq/) gives the same figure as the REST
+#: write rate; KV's per-key rate and daily quotas apply underneath (see above).
+REST_RATE_LIMIT_REQUESTS: Final = 1200
+REST_RATE_LIMIT_WINDOW_S: Final = 300
+#: A bulk write is billed one write per pair (docs "Pricing" FAQ, "When writing via KV's REST
+#: API, how are writes charged?": "Each key-value pair in the PUT request is counted as a
+#: single write"); the emulator records one ``put`` per pair, so budgets see the same.
+
+
+class RESTError(NamedTuple):
+    """One error the API answers with: HTTP status, error code, message."""
+
+    status: int
+    code: int
+    message: str
+
+
+#: The API's errors by our name. Sources:
+#: - ``auth_missing`` 400/9106: observed ("Missing X-Auth-Key, X-Auth-Email or Authorization
+#:   headers", HTTP 400, quoted from live calls in several public projects).
+#: - ``headers_invalid`` 400/6003 with an ``error_chain`` entry (6111 Authorization, 6103
+#:   X-Auth-Key, 6102 X-Auth-Email): observed (cloudflare/cloudflare-go#643,
+#:   cloudflare/cloudflare-typescript#161, jeessy2/ddns-go#658).
+#: - ``auth_error`` 403/10000 "Authentication error": observed for a valid-looking token that
+#:   may not use the account (also seen answered as 401 by other products' endpoints).
+#: - ``auth_key_unknown`` 9103 "Unknown X-Auth-Key or X-Auth-Email": observed code and text;
+#:   its status 400 is unconfirmed (public test doubles use 400).
+#: - ``key_not_found`` 404/10009 "get: 'key not found'": observed; wrangler names 10009 the
+#:   key error (cloudflare/wrangler-legacy src/commands/kv/mod.rs ``help``).
+#: - ``namespace_not_found`` 404/10013 "namespace not found": code and text observed
+#:   (wrangler-legacy#454 prints "Error 10013: namespace not found"); status 404 unconfirmed.
+#: - ``rate_limited`` 429/971 "Please wait and consider throttling your request speed":
+#:   observed for the API rate limit above.
+#: - ``no_route`` 404/7003: code and text unconfirmed (the v4 API's usual answer to an
+#:   unknown path or identifier).
+#: - ``bad_request`` 400/10025: unconfirmed; our code for a body or option the API cannot
+#:   read, the same as KV's own 400s below (not 10026, which wrangler files under account
+#:   errors).
+REST_ERRORS: Final = {
+    "auth_missing": RESTError(
+        400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers"
+    ),
+    "headers_invalid": RESTError(400, 6003, "Invalid request headers"),
+    "auth_error": RESTError(403, 10000, "Authentication error"),
+    "auth_key_unknown": RESTError(400, 9103, "Unknown X-Auth-Key or X-Auth-Email"),
+    "key_not_found": RESTError(404, 10009, "get: 'key not found'"),
+    "namespace_not_found": RESTError(404, 10013, "namespace not found"),
+    "rate_limited": RESTError(429, 971, "Please wait and consider throttling your request speed"),
+    "no_route": RESTError(
+        404, 7003, "Could not route to {path}, perhaps your object identifier is invalid?"
+    ),
+    "bad_request": RESTError(400, 10025, "{detail}"),
+}
+#: The ``error_chain`` code under ``headers_invalid``, by header (observed, as above).
+REST_HEADER_FORMAT_CODES: Final = {
+    "Authorization": 6111,
+    "X-Auth-Key": 6103,
+    "X-Auth-Email": 6102,
+}
+#: The error code the API gives with a KV refusal, by HTTP status. The statuses and messages
+#: are KV's own (``KV_MESSAGES``: the Workers binding shows exactly the API's answer after
+#: "KV PUT failed: "). The codes are UNCONFIRMED: wrangler groups 10022, 10024 and 10030 as
+#: "limit errors" (wrangler-legacy ``help``), so the size errors use that family; the rest
+#: are ours. A client that branches on them should branch on the status.
+REST_KV_ERROR_CODES: Final = {400: 10025, 413: 10024, 414: 10022, 429: 10049, 503: 10001}
