@@ -12,21 +12,34 @@ from .harness import Factory
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "registered_factory" in metafunc.fixturenames:
-        factories = metafunc.config.stash[SETTINGS_KEY].factories
+        settings = metafunc.config.stash[SETTINGS_KEY]
+        marker = metafunc.definition.get_closest_marker("dualcache_clause")
+        clause = marker.args[0] if marker is not None and marker.args else None
+        waived = {
+            waiver.factory: waiver.reason for waiver in settings.waivers if waiver.clause == clause
+        }
         metafunc.parametrize(
             "registered_factory",
-            [_param(name, factory) for name, factory in factories.items()],
+            [
+                _param(name, factory, clause, waived.get(name))
+                for name, factory in settings.factories.items()
+            ],
             scope="class",
         )
 
 
-def _param(name: str, factory: Factory) -> object:
-    """A factory as a test parameter; one that declares ``dualcache_expected_failure``
-    (a DAL kept to show what breaks, such as the pre-migration one) runs as xfail."""
+def _param(name: str, factory: Factory, clause: str | None, waived: str | None) -> object:
+    """A factory as a test parameter. A clause it waives runs as non-strict xfail with the
+    reason; one that declares ``dualcache_expected_failure`` (a DAL kept to show what breaks,
+    such as the pre-migration one) runs as xfail throughout."""
+    marks = []
+    if waived is not None:
+        marks.append(pytest.mark.xfail(reason=f"waived {clause}: {waived}", strict=False))
+        marks.append(pytest.mark.dualcache_waived(factory=name, clause=clause, reason=waived))
     reason = getattr(factory, "dualcache_expected_failure", None)
-    if not reason:
-        return pytest.param(factory, id=name)
-    return pytest.param(factory, id=name, marks=pytest.mark.xfail(reason=reason, strict=False))
+    if reason:
+        marks.append(pytest.mark.xfail(reason=reason, strict=False))
+    return pytest.param(factory, id=name, marks=marks)
 
 
 class TestDualCacheContract(DualCacheContract):

@@ -120,9 +120,24 @@ class Violation:
             f"({self.budget.source}: {self.budget})"
         )
 
-    def describe(self, most: int = 200) -> str:
-        """The headline, then each counted operation with its caller."""
-        lines = [self.headline]
+    def describe(self, most: int = 200, *, headline: bool = True) -> str:
+        """The headline, the operations grouped by call site, then each with its caller.
+
+        Without ``headline`` (the failure message states it already) a short label stands
+        in for it, so a test's output says the limit once.
+        """
+        when = f" on {self.day.isoformat()} (UTC)" if self.day is not None else ""
+        label = f"{len(self.records)} KV {self.kind}{when}"
+        lines = [self.headline, "by call site:"] if headline else [f"{label} by call site:"]
+        sites: dict[str, list[OperationRecord]] = {}
+        for record in self.records:
+            sites.setdefault(record.caller, []).append(record)
+        for site, records in sorted(sites.items(), key=lambda item: -len(item[1])):
+            lines.append(
+                f"  {len(records):>5} x {site} (first key {records[0].key!r}, last "
+                f"{records[-1].key!r})"
+            )
+        lines.append("each operation, oldest first:")
         for record in self.records[:most]:
             lines.append(
                 f"  {record.op} {record.key!r} {record.bytes} B at {record.caller} "

@@ -64,6 +64,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
+        "dualcache_waived(factory, clause, reason): a contract clause the factory waives "
+        "(set by dualcache on the suite's tests)",
+    )
+    config.addinivalue_line(
+        "markers",
         "kv_budget(writes=None, deletes=None, lists=None, reads=None, per='test'): most KV "
         "operations of each kind the test may make, per test or per simulated UTC day "
         "(checked under --dualcache)",
@@ -76,6 +81,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from .durable import forget_lost_servers
 
         forget_lost_servers()  # a session nested in another (pytester) starts with none lost
+    if settings.enabled and not hasattr(config, "workerinput"):  # xdist: checked already
+        from .factories import check_factories
+
+        check_factories(settings.factories, settings)
     # Each session records on its own: one nested in another (pytester) neither sees nor
     # feeds the outer one's scopes and classification.
     recorder = Recorder()
@@ -129,37 +138,48 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
-    """Under ``--dualcache``, add the shipped contract suite (before -k, -m and --lf select).
-
-    Not when the command line names only node ids (``file.py::test``): those tests were chosen.
-    """
+    """Under ``--dualcache``, add the shipped contract suite (before -k, -m and --lf select)."""
     config = session.config
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not settings.enabled:
         return
     chosen = config.stash.get(SUITE_IDS_KEY, [])
-    if not chosen and (
-        config.args_source == pytest.Config.ArgsSource.ARGS
-        and config.args
-        and all("::" in arg for arg in config.args)
-    ):
+    if not (chosen or settings.suite or _arguments_add_the_suite(config)):
         return
     from .contracts import collected_suite
 
     items.extend(collected_suite(session, chosen))
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def _arguments_add_the_suite(config: pytest.Config) -> bool:
+    """No path (``testpaths`` or the current directory) or a directory argument adds the suite;
+    file and node-id arguments name the tests wanted, and do not.
+    """
+    if config.args_source != pytest.Config.ArgsSource.ARGS or not config.args:
+        return True
+    here = config.invocation_params.dir
+    return any("::" not in arg and (here / arg).is_dir() for arg in config.args)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not settings.enabled:
         return None
     factories = ", ".join(settings.factories)
     engine = settings.do_engine + (f" on {settings.redis_url}" if settings.redis_url else "")
-    return (
+    lines = [
         f"dualcache: KV plan {settings.kv_plan}, DO engine {engine}, "
         f"bindings {settings.names.do}/{settings.names.kv}, flag {settings.names.flag}; "
         f"contract suite against: {factories}"
-    )
+    ]
+    if not settings.factories_registered:
+        from .factories import REGISTER_HINT
+
+        lines.append(
+            "dualcache: NO DAL FACTORY REGISTERED: the contract suite tests the bundled "
+            f"reference CacheAbstraction, not your DAL; {REGISTER_HINT}"
+        )
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -1,6 +1,6 @@
 """Where dualcache leans on pytest behaviour that no public API offers, in one place.
 
-Everything else in the plugin uses documented hooks and objects. These three do not:
+Everything else in the plugin uses documented hooks and objects. These four do not:
 
 1. ``suite_module``: the shipped suite must be imported by its package name,
    ``pytest_dualcache.contracts.test_registered``. Importing it by path (pytest's
@@ -19,6 +19,11 @@ Everything else in the plugin uses documented hooks and objects. These three do 
    the rootdir), so its last failures would never rerun. The suite's module is collected
    through ``pytest_make_collect_report`` without that one plugin (``--lf`` still filters
    the suite's items, as it does everyone's, in ``pytest_collection_modifyitems``).
+4. ``count_in_summary_line``: the final line ("148 passed, 1 KV gate failed") counts each
+   key of ``TerminalReporter.stats`` (public), printing unknown keys in yellow. The reporter
+   caches the keys it knows and refreshes them only after the last test; the cache is
+   refreshed through ``_set_main_color`` (private), so a session that stopped early still
+   prints ours.
 
 ``tests/test_pytest_versions.py`` covers each, and CI runs it on the oldest supported
 pytest (8.0) as well as the newest.
@@ -33,6 +38,23 @@ import pytest
 
 #: The name pytest's cacheprovider registers its --lf file-skipping plugin under.
 LF_SKIP_PLUGIN = "lfplugin-collskip"
+
+
+class SummaryCount:
+    """One count of a dualcache key in the final summary line (not a test report)."""
+
+    count_towards_summary = True
+
+
+def count_in_summary_line(config: pytest.Config, key: str, count: int) -> None:
+    """Make the final summary line say ``"{count} {key}"`` (nothing when count is 0)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or count <= 0:
+        return
+    reporter.stats.setdefault(key, []).extend(SummaryCount() for _ in range(count))
+    refresh = getattr(reporter, "_set_main_color", None)
+    if callable(refresh):
+        refresh()
 
 
 def suite_module(

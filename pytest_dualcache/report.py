@@ -3,22 +3,37 @@
 Everything here is plain data (dicts of ints and strings) so that pytest-xdist workers can
 ship it to the controller inside test reports, and so that the same tests give
 byte-identical JSON: no timestamps, no durations, sorted keys, call sites relative to the
-rootdir.
+rootdir (or, outside it, to the import root of their module).
+
+Version 2 (version 1 had neither): each test's ``group`` ("application" or "contract"),
+``groups`` with the totals of each, ``factories``, ``waivers``, and ``refused_by_kv``
+bypass attempts, which are no longer counted as bypasses.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .ledger import OperationRecord
 from .limits import KV_OPERATIONS
 
-REPORT_VERSION = 1
+if TYPE_CHECKING:
+    from .factories import Waiver
+
+REPORT_VERSION = 2
+#: A test's group: the application's own tests, or the shipped contract suite's.
+GROUPS = ("application", "contract")
+BYPASS_OUTCOMES = ("allowed", "rejected", "refused_by_kv")
+#: How the tests of a waived clause ended: expected failures, or passes (XPASS).
+WAIVER_OUTCOMES = ("xfailed", "passed", "failed")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: Report column of each KV operation (the ledger op): reads, writes, deletes, lists.
 KV_KINDS = {op.method: op.counted_as for op in KV_OPERATIONS.values()}
 DO_KINDS = ("deletes", "errors", "gets", "hits", "lists", "misses", "sets")
@@ -28,19 +43,54 @@ _KV_ERROR_COLUMNS = {"KVRateLimitError": "rate_limited", "KVQuotaError": "quota"
 
 
 def call_site_text(record: OperationRecord, rootdir: Path) -> str:
-    """``path:line:function`` with the path relative to the rootdir when inside it."""
+    """``path:line:function``, the path relative to the rootdir (see ``shown_path``)."""
     site = record.call_site
-    path = site.filename
-    if os.path.isabs(path):
-        try:
-            relative = os.path.relpath(path, rootdir)
-        except ValueError:  # another drive on Windows
-            relative = path
-        path = path if relative.startswith("..") else relative
-    return f"{path}:{site.lineno}:{site.function}"
+    return f"{shown_path(site.filename, str(rootdir))}:{site.lineno}:{site.function}"
 
 
-def summarize(records: Iterable[OperationRecord], rootdir: Path) -> dict[str, Any]:
+@lru_cache(maxsize=4096)
+def shown_path(path: str, rootdir: str) -> str:
+    """``path`` relative to ``rootdir`` when inside it; else relative to the folder it is
+    imported from (the shipped suite as ``pytest_dualcache/contracts/...``, wherever it is
+    installed), so a report reads the same on every machine; else as given.
+    """
+    if not os.path.isabs(path):
+        return path
+    contracts = _contracts_dir()
+    for base, prefix in ((contracts, "pytest_dualcache/contracts/"), (rootdir, "")):
+        relative = _inside(path, base)
+        if relative is not None:
+            return prefix + relative
+    roots = sorted((entry for entry in sys.path if entry and os.path.isabs(entry)), key=len)
+    for entry in reversed(roots):  # the deepest import root holding it
+        relative = _inside(path, entry)
+        if relative is not None:
+            return relative
+    return path
+
+
+def _inside(path: str, base: str) -> str | None:
+    """``path`` relative to ``base`` (with forward slashes), or None when outside it."""
+    try:
+        relative = os.path.relpath(path, base)
+    except ValueError:  # another drive on Windows
+        return None
+    return None if relative.startswith("..") else relative.replace(os.sep, "/")
+
+
+@lru_cache(maxsize=1)
+def _contracts_dir() -> str:
+    """Where the shipped suite's modules are (a ``contracts/`` folder in an editable install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytest_dualcache.contracts")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return os.path.abspath(locations[0]) if locations else os.path.join(_PACKAGE_DIR, "contracts")
+
+
+def summarize(
+    records: Iterable[OperationRecord], rootdir: Path, group: str = "application"
+) -> dict[str, Any]:
     """One test's numbers from its KV and DO operations (in the order they happened).
 
     An operation the report has no column for (a ledger a test filled by hand) is left out.
@@ -65,11 +115,12 @@ def summarize(records: Iterable[OperationRecord], rootdir: Path) -> dict[str, An
         elif f"{record.op}s" in do:
             do[f"{record.op}s"] += 1
     return {
+        "group": group,
         "kv": kv,
         "kv_errors": kv_errors,
         "do": do,
         "write_sites": dict(sorted(sites.items())),
-        "bypasses": {"allowed": [], "rejected": []},
+        "bypasses": {outcome: [] for outcome in BYPASS_OUTCOMES},
         "over_budget": [],
     }
 
@@ -90,9 +141,35 @@ class SessionReport:
     stopped: list[str] = field(default_factory=list)
     #: Tests collected and then deselected (-k, -m, --lf, --deselect): left out on purpose.
     deselected: int = 0
+    #: The factories the contract suite ran against, and whether any was registered.
+    factories: list[str] = field(default_factory=list)
+    factories_registered: bool = True
+    #: Each waiver (factory, clause, reason, source) with its tests by outcome.
+    waivers: list[dict[str, Any]] = field(default_factory=list)
+
+    @staticmethod
+    def waivers_of(waivers: Iterable[Waiver]) -> list[dict[str, Any]]:
+        """The report's waiver entries, before any test ran."""
+        return [
+            {
+                "factory": w.factory,
+                "clause": w.clause,
+                "reason": w.reason,
+                "source": w.source,
+                **{outcome: [] for outcome in WAIVER_OUTCOMES},
+            }
+            for w in waivers
+        ]
 
     def add(self, nodeid: str, data: dict[str, Any]) -> None:
         self.tests[nodeid] = data
+
+    def waiver_outcome(self, factory: str, clause: str, nodeid: str, outcome: str) -> None:
+        """Note how a test of a waived clause ended: xfailed, passed (XPASS) or failed."""
+        for waiver in self.waivers:
+            if (waiver["factory"], waiver["clause"]) == (factory, clause):
+                waiver[outcome].append(nodeid)
+                waiver[outcome].sort()
 
     def stop(self, reason: str) -> None:
         """Record why the session is incomplete (a reason given twice counts once)."""
@@ -114,22 +191,28 @@ class SessionReport:
         """True when every selected test ran: no interruption, early stop or crashed worker."""
         return not self.stopped
 
-    def totals(self) -> dict[str, Any]:
-        """Sums over every test, with the DO hit rate and the route share of writes."""
+    def totals(self, group: str | None = None) -> dict[str, Any]:
+        """Sums over every test (of ``group``), with the DO hit rate and the route share."""
+        tests = {
+            nodeid: data
+            for nodeid, data in self.tests.items()
+            if group is None or data.get("group", "application") == group
+        }
         kv: Counter[str] = Counter()
         kv_errors: Counter[str] = Counter()
         do: Counter[str] = Counter()
         sites: Counter[str] = Counter()
-        bypasses = {"allowed": 0, "rejected": 0}
-        for data in self.tests.values():
+        bypasses = dict.fromkeys(BYPASS_OUTCOMES, 0)
+        for data in tests.values():
             kv.update(data["kv"])
             kv_errors.update(data["kv_errors"])
             do.update(data["do"])
             sites.update(data["write_sites"])
             for outcome in bypasses:
-                bypasses[outcome] += len(data["bypasses"][outcome])
+                bypasses[outcome] += len(data["bypasses"].get(outcome, ()))
         writes = do["sets"] + kv["writes"]
         return {
+            "tests": len(tests),
             "kv": {kind: kv[kind] for kind in KV_KINDS.values()},
             "kv_errors": {kind: kv_errors[kind] for kind in ("rate_limited", "quota", "other")},
             "do": {kind: do[kind] for kind in DO_KINDS},
@@ -146,7 +229,7 @@ class SessionReport:
             ],
             "bypasses": bypasses,
             "tests_over_budget": sorted(
-                nodeid for nodeid, data in self.tests.items() if data["over_budget"]
+                nodeid for nodeid, data in tests.items() if data["over_budget"]
             ),
         }
 
@@ -156,42 +239,39 @@ class SessionReport:
             "complete": self.complete,
             "incomplete_reasons": self.incomplete_reasons,
             "deselected": self.deselected,
+            "factories": {"names": list(self.factories), "registered": self.factories_registered},
             "tests": {nodeid: self.tests[nodeid] for nodeid in sorted(self.tests)},
             "totals": self.totals(),
+            "groups": {group: self.totals(group) for group in GROUPS},
+            "waivers": self.waivers,
             "crashed_workers": sorted(self.crashed_workers),
             "missing_tests": sorted(self.missing_tests),
         }
 
     def render(self) -> list[str]:
         """The terminal summary section, a line a figure."""
-        totals = self.totals()
-        kv, errors, do = totals["kv"], totals["kv_errors"], totals["do"]
-        lines = [
-            f"KV operations: {kv['reads']} reads, {kv['writes']} writes, {kv['deletes']} "
-            f"deletes, {kv['lists']} lists over {len(self.tests)} tests",
-            f"KV errors: {errors['rate_limited']} rate-limited (429), {errors['quota']} daily "
-            f"quota, {errors['other']} other",
-        ]
-        rate = totals["do_hit_rate"]
-        lines.append(
-            f"DO operations: {do['gets']} gets ({do['hits']} hits, {do['misses']} misses; hit "
-            f"rate {_percent(rate)}), {do['sets']} sets, {do['deletes']} deletes, "
-            f"{do['errors']} errors"
-        )
-        share = totals["route_share"]
-        lines.append(
-            f"writes by route: DO {_percent(share['do'])}, KV {_percent(share['kv'])} "
-            f"({do['sets']} DO sets, {kv['writes']} KV puts)"
-        )
-        if totals["top_write_sites"]:
-            lines.append("top KV-writing call sites:")
-            lines.extend(
-                f"  {row['writes']:>6}  {row['site']}" for row in totals["top_write_sites"]
+        lines = []
+        if not self.factories_registered:
+            from .factories import REGISTER_HINT
+
+            lines.append(
+                "NO DAL FACTORY REGISTERED: the contract suite tested the bundled reference "
+                f"CacheAbstraction, not your DAL; {REGISTER_HINT}"
             )
+        shown = [group for group in GROUPS if self.totals(group)["tests"]] or ["application"]
+        for group in shown:
+            against = ", ".join(self.factories)
+            lines.append(
+                "your tests:" if group == "application" else f"contract suite (against {against}):"
+            )
+            lines.extend(_group_lines(self.totals(group)))
+        totals = self.totals()
         bypasses = totals["bypasses"]
+        refused = bypasses["refused_by_kv"]
         lines.append(
             f"KV writes bypassing the cache layer: {bypasses['rejected']} rejected, "
             f"{bypasses['allowed']} allowed"
+            + (f" ({refused} more refused by KV, not counted)" if refused else "")
         )
         rejected = Counter(
             f"{entry['op']} at {entry['caller']}"
@@ -205,6 +285,7 @@ class SessionReport:
         over = totals["tests_over_budget"]
         lines.append(f"tests over budget: {len(over)}")
         lines.extend(f"  {nodeid}" for nodeid in over)
+        lines.extend(self._waiver_lines())
         for worker in sorted(self.crashed_workers):
             lines.append(f"WORKER CRASHED: {worker}; its running test's counts are missing")
         for nodeid in sorted(self.missing_tests):
@@ -215,6 +296,49 @@ class SessionReport:
                 "cover only the tests that ran"
             )
         return lines
+
+    def _waiver_lines(self) -> list[str]:
+        """The waived clauses, and a note for each that passed anyway."""
+        if not self.waivers:
+            return []
+        lines = [f"waived clauses (run as non-strict xfail): {len(self.waivers)}"]
+        for waiver in self.waivers:
+            counts = ", ".join(f"{len(waiver[outcome])} {outcome}" for outcome in WAIVER_OUTCOMES)
+            lines.append(f"  {waiver['factory']} {waiver['clause']}: {waiver['reason']} ({counts})")
+        for waiver in self.waivers:
+            if waiver["passed"]:
+                lines.append(
+                    f"note: {waiver['factory']} passed waived clause {waiver['clause']} in "
+                    f"{len(waiver['passed'])} tests; the waiver may no longer be needed:"
+                )
+                lines.extend(f"  {nodeid}" for nodeid in waiver["passed"])
+        return lines
+
+
+def _group_lines(totals: dict[str, Any]) -> list[str]:
+    """A group's figures: KV and DO operations, the route share and the top call sites."""
+    kv, errors, do = totals["kv"], totals["kv_errors"], totals["do"]
+    lines = [
+        f"KV operations: {kv['reads']} reads, {kv['writes']} writes, {kv['deletes']} "
+        f"deletes, {kv['lists']} lists over {totals['tests']} tests",
+        f"KV errors: {errors['rate_limited']} rate-limited (429), {errors['quota']} daily "
+        f"quota, {errors['other']} other",
+    ]
+    rate = totals["do_hit_rate"]
+    lines.append(
+        f"DO operations: {do['gets']} gets ({do['hits']} hits, {do['misses']} misses; hit "
+        f"rate {_percent(rate)}), {do['sets']} sets, {do['deletes']} deletes, "
+        f"{do['errors']} errors"
+    )
+    share = totals["route_share"]
+    lines.append(
+        f"writes by route: DO {_percent(share['do'])}, KV {_percent(share['kv'])} "
+        f"({do['sets']} DO sets, {kv['writes']} KV puts)"
+    )
+    if totals["top_write_sites"]:
+        lines.append("top KV-writing call sites:")
+        lines.extend(f"  {row['writes']:>6}  {row['site']}" for row in totals["top_write_sites"])
+    return lines
 
 
 def _percent(fraction: float | None) -> str:

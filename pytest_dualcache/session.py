@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 from collections import Counter
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +19,35 @@ import pytest
 
 from .baseline import GateResult, Growth, baseline_of, compare
 from .budget import BudgetError, KVBudget
+from .contracts.paths import SUITE_NODEID
+from .factories import check_imported
 from .ledger import OperationRecord
 from .output_files import write_json_atomically
+from .pytest_compromises import count_in_summary_line
 from .recorder import Recorder, Scope
 from .report import SessionReport, bypass_entry, call_site_text, summarize
-from .settings import DualCacheSettings
+from .settings import SETTINGS, DualCacheSettings
 
 REFERENCE_MODULE = "pytest_dualcache.abstraction"
 ACCOUNTING_KEY = pytest.StashKey["Accounting"]()
 WORKER_INTERRUPTED = "interrupted (KeyboardInterrupt on an xdist worker)"
+#: What the final summary line adds ("1 KV gate failed", "142 ran against the bundled ...").
+GATE_FAILED = "KV gate failed"
+ON_THE_REFERENCE = "ran against the bundled reference (no DAL factory registered)"
 
 
 @dataclass(frozen=True)
 class Accounting:
-    """A test's KV figures for its report, and why its KV use failed it (None: it did not)."""
+    """A test's KV figures for its report, and why its KV use failed it (None: it did not).
+
+    ``details`` is the report section; ``brief_details`` the same without the headlines, for
+    a test whose failure message already states them.
+    """
 
     data: dict[str, Any]
     details: str
     failure: str | None
+    brief_details: str = ""
 
 
 class KVSession:
@@ -48,7 +59,13 @@ class KVSession:
         self.config = config
         self.rootdir = config.rootpath
         self.settings = settings
-        self.report = SessionReport()
+        self.report = SessionReport(
+            factories=list(settings.factories),
+            factories_registered=settings.factories_registered,
+            waivers=SessionReport.waivers_of(settings.waivers),
+        )
+        #: Node ids of the collected suite's tests that reported (against any factory).
+        self.suite_tests: set[str] = set()
         self.gate_result: GateResult | None = None
         self.is_worker = hasattr(config, "workerinput")
         #: (what, path, error) of each report or baseline file that could not be written.
@@ -80,6 +97,8 @@ class KVSession:
             self.recorder.running_test(None)
         failure = self._close(item, scope)
         if failure is not None:
+            accounting = item.stash[ACCOUNTING_KEY]  # the failure states the headlines
+            item.stash[ACCOUNTING_KEY] = replace(accounting, details=accounting.brief_details)
             pytest.fail(failure, pytrace=False)
         return result
 
@@ -102,6 +121,11 @@ class KVSession:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         accounting = _take(item, ACCOUNTING_KEY) if call.when == "call" else None
+        waived = item.get_closest_marker("dualcache_waived")
+        if waived is not None and call.when == "call":
+            report.dualcache_waived = {  # type: ignore[attr-defined]
+                key: waived.kwargs[key] for key in ("factory", "clause")
+            }
         if accounting is not None:
             report.dualcache = accounting.data  # type: ignore[attr-defined]
             if accounting.details:
@@ -110,14 +134,19 @@ class KVSession:
 
     def _account(self, item: pytest.Item, records: list[OperationRecord]) -> Accounting:
         """The test's figures, and the bypasses and budget overruns that fail it."""
-        data = summarize(records, self.rootdir)
+        contract_test = item.get_closest_marker("dualcache_clause") is not None
+        data = summarize(records, self.rootdir, "contract" if contract_test else "application")
         problems: list[str] = []
         details: list[str] = []
-        contract_test = item.get_closest_marker("dualcache_clause") is not None
+        brief: list[str] = []
         rejected: Counter[str] = Counter()
+        refused: list[OperationRecord] = []
         if not contract_test:  # the suite writes KV directly on purpose (legacy data)
             for record in records:
-                if record.bypassed:
+                if record.bypassed and not record.ok:  # KV refused it: nothing was written
+                    data["bypasses"]["refused_by_kv"].append(bypass_entry(record, self.rootdir))
+                    refused.append(record)
+                elif record.bypassed:
                     entry = bypass_entry(record, self.rootdir)
                     if self._allowed(record):
                         data["bypasses"]["allowed"].append(entry)
@@ -128,6 +157,8 @@ class KVSession:
         if rejected:
             problems.append(f"{sum(rejected.values())} KV writes bypassed the cache layer:")
             problems.extend(f"  {count} x {site}" for site, count in sorted(rejected.items()))
+            details.extend(f"  bypass refused by KV (not counted): {r.describe()}" for r in refused)
+        brief.extend(details)
         try:
             budget = self._budget(item, contract_test)
         except BudgetError as exc:
@@ -139,6 +170,7 @@ class KVSession:
                 data["over_budget"].append(violation.headline)
                 problems.append(violation.headline)
                 details.append(violation.describe())
+                brief.append(violation.describe(headline=False))
         if not problems:
             return Accounting(data, "", None)
         hint = (
@@ -147,7 +179,7 @@ class KVSession:
             if data["bypasses"]["rejected"]
             else ""
         )
-        return Accounting(data, "\n".join(details), "\n".join(problems) + hint)
+        return Accounting(data, "\n".join(details), "\n".join(problems) + hint, "\n".join(brief))
 
     def _max_growth(self) -> Growth:
         growth = self.settings.max_growth
@@ -179,11 +211,21 @@ class KVSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
             return
+        if report.nodeid.startswith(SUITE_NODEID + "::"):
+            self.suite_tests.add(report.nodeid)
+        waived = getattr(report, "dualcache_waived", None)
+        if waived is not None:
+            outcome = "passed" if report.passed else "xfailed" if report.skipped else "failed"
+            self.report.waiver_outcome(waived["factory"], waived["clause"], report.nodeid, outcome)
         data = getattr(report, "dualcache", None)
         if data is not None:
             self.report.add(report.nodeid, data)
         elif report.when == "???" and report.failed:  # xdist: the test's worker crashed
             self.report.missing_tests.append(report.nodeid)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # A DAL module may become importable only once the test files beside it are imported.
+        check_imported(self.settings.unimported_dal_modules, f"ini {SETTINGS['dal_modules'].ini}")
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.report.deselected += len(items)
@@ -238,6 +280,11 @@ class KVSession:
             )
         if self.write_errors and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        # The final line ("148 passed, 1 KV gate failed") says what the sections above say.
+        if self.gate_result is not None and self.gate_result.failed:
+            count_in_summary_line(self.config, GATE_FAILED, 1)
+        if not self.settings.factories_registered:
+            count_in_summary_line(self.config, ON_THE_REFERENCE, len(self.suite_tests))
 
     def _write(self, what: str, path: Path, data: Callable[[], dict[str, Any]]) -> None:
         try:

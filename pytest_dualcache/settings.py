@@ -24,13 +24,14 @@ import pytest
 if TYPE_CHECKING:
     from .baseline import Growth
     from .budget import KVBudget
+    from .factories import Waiver
     from .limits import KVPlan
 
 KV_PLAN_CHOICES = ("free", "paid", "unlimited")
 DO_ENGINE_CHOICES = ("memory", "redis")
 REDIS_URL_VARIABLE = "DUALCACHE_REDIS_URL"
 BINDING_KEYS = ("do_binding", "kv_binding", "flag_var")
-GATE_OPTIONS = ("report_path", "save_baseline", "baseline", "max_growth")
+GATE_OPTIONS = ("suite", "report_path", "save_baseline", "baseline", "max_growth")
 
 
 def positive_int(text: str) -> int:
@@ -92,6 +93,20 @@ SETTINGS: dict[str, Setting] = {
         ini_type="linelist",
         action="append",
         metavar="[NAME=]MODULE:CALLABLE",
+    ),
+    "suite": Setting(
+        "add the contract suite even when the command line names only files or node ids "
+        "(without a path, or with a directory, it is added anyway)",
+        default=False,
+        option="--dualcache-suite",
+        action="store_true",
+    ),
+    "waive": Setting(
+        "contract clauses a factory knowingly does not meet, one NAME:CLAUSE=REASON per line: "
+        "they run as non-strict xfail with the reason",
+        default=(),
+        ini="dualcache_waive",
+        ini_type="linelist",
     ),
     "examples": Setting(
         "hypothesis examples per property and state-machine test",
@@ -230,6 +245,14 @@ class DualCacheSettings:
     kv_allow: tuple[str, ...] = DEFAULTS["kv_allow"]
     # Resolved under --dualcache only: loading them imports user code or reads files.
     factories: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    #: False when no factory was registered and the bundled reference stands in.
+    factories_registered: bool = False
+    #: ``--dualcache-suite``: add the suite whatever the command line names.
+    suite: bool = DEFAULTS["suite"]
+    #: ``dal_modules`` not importable at startup: checked again after collection.
+    unimported_dal_modules: tuple[str, ...] = ()
+    #: Clauses each factory waives (its ``dualcache_waive`` and ini ``dualcache_waive``).
+    waivers: tuple[Waiver, ...] = ()
     kv_budget: KVBudget | None = None
     report_path: Path | None = None
     save_baseline: Path | None = None
@@ -322,12 +345,15 @@ def _resolve_session_settings(
 
     from .baseline import BaselineError, Growth, load_baseline
     from .budget import BudgetError, KVBudget
-    from .factories import registered_factories
+    from .factories import check_dal_modules, registered_factories, waivers_of
     from .output_files import output_problem
 
     specs, source = _value(config, "factories")
     hooked = config.hook.pytest_dualcache_factories(config=config)
     factories = registered_factories(list(specs), source, hooked)
+    unimported = check_dal_modules(settings.dal_modules, f"ini {SETTINGS['dal_modules'].ini}")
+    waive, waive_source = _value(config, "waive")
+    waivers = waivers_of(factories, list(waive), waive_source)
     modules = {getattr(factory, "__module__", None) for factory in factories.values()}
     modules.update(settings.dal_modules)
     try:
@@ -356,6 +382,10 @@ def _resolve_session_settings(
     return replace(
         settings,
         factories=factories,
+        factories_registered=bool(specs) or any(map(dict, hooked)),
+        suite=bool(_value(config, "suite")[0]),
+        unimported_dal_modules=tuple(unimported),
+        waivers=waivers,
         dal_modules=tuple(sorted(name for name in modules if name)),
         kv_budget=budget,
         baseline=baseline,

@@ -200,14 +200,28 @@ def test_describe_lists_each_operation_with_key_bytes_and_caller():
     (violation,) = KVBudget.of("src", writes=0).violations([_op(key="price:AAPL")])
     assert violation.describe().splitlines() == [
         "expected at most 0 KV writes, 1 were made (src: writes=0 per test)",
+        "by call site:",
+        "      1 x /src/dal.py:7:save (first key 'price:AAPL', last 'price:AAPL')",
+        "each operation, oldest first:",
         "  put 'price:AAPL' 3 B at /src/dal.py:7:save [CACHE_KV, t=2026-01-05 00:00:00]",
+    ]
+
+
+def test_describe_groups_by_call_site_most_first_and_can_leave_out_the_headline():
+    other = CallSite("/src/job.py", 3, "nightly")
+    records = [_op(key="a"), _op(key="b")._replace(call_site=other), _op(key="c")]
+    (violation,) = KVBudget.of("src", writes=1).violations(records)
+    assert violation.describe(headline=False).splitlines()[:3] == [
+        "3 KV writes by call site:",
+        "      2 x /src/dal.py:7:save (first key 'a', last 'c')",
+        "      1 x /src/job.py:3:nightly (first key 'b', last 'b')",
     ]
 
 
 def test_describe_shortens_very_long_lists():
     (violation,) = KVBudget.of("src", writes=0).violations([_op(key=f"k{i}") for i in range(5)])
     lines = violation.describe(most=2).splitlines()
-    assert lines[1:] == [
+    assert lines[4:] == [
         "  put 'k0' 3 B at /src/dal.py:7:save [CACHE_KV, t=2026-01-05 00:00:00]",
         "  put 'k1' 3 B at /src/dal.py:7:save [CACHE_KV, t=2026-01-05 00:00:00]",
         "  ... and 3 more",
@@ -368,13 +382,13 @@ def test_fixture_failure_names_the_limit_and_lists_every_write(fixture_run, pyte
     longrepr = str(_reports(fixture_run)["test_seven_writes_over_three"].longrepr)
     path = pytester.path / "test_fixture_budget.py"
     line = _line(FIXTURE_TESTS, "# THE PUT")
+    site = f"{path}:{line}:test_seven_writes_over_three"
     assert longrepr.splitlines() == [
         "expected at most 3 KV writes, 7 were made (kv_budget(): writes=3 per test)",
-        *(
-            f"  put 'k{i}' {i} B at {path}:{line}:test_seven_writes_over_three "
-            "[CACHE_KV, t=2026-01-05 00:00:00]"
-            for i in range(7)
-        ),
+        "by call site:",
+        f"      7 x {site} (first key 'k0', last 'k6')",
+        "each operation, oldest first:",
+        *(f"  put 'k{i}' {i} B at {site} [CACHE_KV, t=2026-01-05 00:00:00]" for i in range(7)),
     ]
     fixture_run.stdout.fnmatch_lines(
         ["*_ test_seven_writes_over_three _*", "expected at most 3 KV writes, 7 were made *"]
@@ -416,7 +430,9 @@ def test_fixture_lets_an_exception_in_the_block_through_unchanged(fixture_run):
 def test_fixture_limits_of_each_kind(fixture_run, test, headline):
     lines = str(_reports(fixture_run)[test].longrepr).splitlines()
     assert lines[0].startswith(headline + " (kv_budget(): ")
-    assert len(lines) == 1 + int(headline.split(", ")[1].split()[0])
+    made = int(headline.split(", ")[1].split()[0])
+    assert lines[1] == "by call site:"
+    assert len([line for line in lines if line.endswith(":00]")]) == made  # every operation
 
 
 # --- the marker -------------------------------------------------------------------------------
@@ -499,12 +515,15 @@ def test_marker_failure_has_a_clear_longrepr_and_a_section(marker_run, pytester)
     assert str(report.longrepr) == headline
     site = f"{pytester.path / 'test_marker_budget.py'}:{_line(MARKER_TESTS, '# THE PUT')}:write"
     assert dict(report.sections)["dualcache KV operations"].splitlines() == [
-        headline,
+        "4 KV writes by call site:",
+        f"      4 x {site} (first key 'k0', last 'k3')",
+        "each operation, oldest first:",
         *(f"  put 'k{i}' 1 B at {site} [CACHE_KV, t=2026-01-05 00:00:00]" for i in range(4)),
     ]
     marker_run.stdout.fnmatch_lines(
-        ["*_ test_one_over _*", headline, "*- dualcache KV operations -*", headline]
+        ["*_ test_one_over _*", headline, "*- dualcache KV operations -*", "4 KV writes by*"]
     )
+    assert marker_run.stdout.str().count(headline) == 1  # said once
 
 
 def test_marker_per_day_holds_each_day_of_a_simulated_week(marker_run):

@@ -132,10 +132,20 @@ SHOPDAL = textwrap.dedent(
         def save(self, key):
             self.kv.put(key, "v")
 
+        def put(self, key, value, ttl=None):
+            self.kv.put(key, value)
+
+        def get(self, key):
+            return self.kv.get(key)
+
+        def delete(self, key):
+            self.kv.delete(key)
+
     def make_dal(env):
         return ShopDAL(env)
     """
 )
+SHOP_SAVE = 'self.kv.put(key, "v")'
 BYPASS_OUTCOMES = {
     "test_direct_put": "failed",
     "test_direct_delete": "failed",
@@ -207,19 +217,24 @@ def test_bypasses_are_counted_in_the_report(bypass_run, pytester):
     assert tests["test_allowed_caller"]["bypasses"] == {
         "allowed": [{"caller": HEALTH_SITE, "key": "health", "op": "put"}],
         "rejected": [],
+        "refused_by_kv": [],
     }
     line = _line(BYPASS_TESTS, "# DIRECT PUT")
     assert tests["test_direct_put"]["bypasses"]["rejected"] == [
         {"caller": f"test_bypass.py:{line}:test_direct_put", "key": "k", "op": "put"}
     ]
-    assert tests["test_contract_tests_are_exempt"]["bypasses"] == {"allowed": [], "rejected": []}
-    assert data["totals"]["bypasses"] == {"allowed": 1, "rejected": 3}
+    assert tests["test_contract_tests_are_exempt"]["bypasses"] == {
+        "allowed": [],
+        "rejected": [],
+        "refused_by_kv": [],
+    }
+    assert data["totals"]["bypasses"] == {"allowed": 1, "rejected": 3, "refused_by_kv": 0}
 
 
 def test_the_factory_module_is_only_a_dal_module_when_registered(bypass_project):
     result = bypass_project.runpytest("--dualcache", "-k", "test_via_a_factory_module")
     longrepr = str(_reports(result)["test_via_a_factory_module"].longrepr)
-    site = f"shopdal.py:{_line(SHOPDAL, 'self.kv.put')}:save"
+    site = f"shopdal.py:{_line(SHOPDAL, SHOP_SAVE)}:save"
     assert f"  1 x put at {site}" in longrepr.splitlines()
 
 
@@ -275,6 +290,10 @@ COUNTED_TESTS = textwrap.dedent(
 # reads 2; writes 3 + 1 + 1000 + 1 + 1 + 2; the 1,000 quota writes: 1 + 999 accepted.
 DIRECT_LINE = _line(COUNTED_TESTS, "# DIRECT PUT")
 COUNTED_SECTION = [
+    "NO DAL FACTORY REGISTERED: the contract suite tested the bundled reference "
+    'CacheAbstraction, not your DAL; register yours with dualcache_factory = ["mine='
+    'mypkg.testing:make_dal"] or --dualcache-factory=mypkg.testing:make_dal',
+    "your tests:",
     "KV operations: 2 reads, 1008 writes, 1 deletes, 1 lists over 6 tests",
     "KV errors: 1 rate-limited (429), 1 daily quota, 0 other",
     "DO operations: 3 gets (2 hits, 1 misses; hit rate 66.7%), 2 sets, 1 deletes, 0 errors",
@@ -320,8 +339,9 @@ def test_no_report_section_without_dualcache(counted):
 
 # --- the JSON report --------------------------------------------------------------------------
 
-TEST_KEYS = {"kv", "kv_errors", "do", "write_sites", "bypasses", "over_budget"}
+TEST_KEYS = {"group", "kv", "kv_errors", "do", "write_sites", "bypasses", "over_budget"}
 TOTALS_KEYS = {
+    "tests",
     "kv",
     "kv_errors",
     "do",
@@ -350,12 +370,21 @@ def test_the_json_report_is_versioned_per_test_and_totals_and_byte_identical(cou
         "complete",
         "incomplete_reasons",
         "deselected",
+        "factories",
         "tests",
         "totals",
+        "groups",
+        "waivers",
         "crashed_workers",
         "missing_tests",
     }
-    assert data["version"] == 1
+    assert data["version"] == 2
+    assert data["factories"] == {"names": ["reference"], "registered": False}
+    assert data["waivers"] == []
+    # -k deselected the suite: every test is the application's, and the groups say so.
+    assert data["groups"]["application"] == data["totals"]
+    assert data["groups"]["contract"]["tests"] == 0
+    assert {test["group"] for test in data["tests"].values()} == {"application"}
     assert (data["complete"], data["incomplete_reasons"]) == (True, [])
     # -k deselected the contract suite: the report says how many tests it leaves out.
     assert data["deselected"] == result.parseoutcomes()["deselected"] > 0
@@ -390,7 +419,7 @@ def test_the_json_report_is_versioned_per_test_and_totals_and_byte_identical(cou
     assert totals["do_hit_rate"] == round(2 / 3, 6)
     assert totals["route_share"] == {"do": round(2 / 1010, 6), "kv": round(1008 / 1010, 6)}
     assert totals["top_write_sites"][0] == {"site": SAVE_SITE, "writes": 1006}
-    assert totals["bypasses"] == {"allowed": 1, "rejected": 1}
+    assert totals["bypasses"] == {"allowed": 1, "rejected": 1, "refused_by_kv": 0}
     assert totals["tests_over_budget"] == ["test_counted.py::test_over_budget"]
 
 
@@ -847,7 +876,7 @@ def test_a_crashed_worker_is_reported_never_dropped(pytester):
     section = _section(result)
     assert sum(line.startswith("WORKER CRASHED: gw") for line in section) == 1
     assert "  missing from the totals: test_crash.py::test_crash" in section
-    assert section[0] == "KV operations: 4 reads, 6 writes, 0 deletes, 0 lists over 4 tests"
+    assert "KV operations: 4 reads, 6 writes, 0 deletes, 0 lists over 4 tests" in section
     data = json.loads((pytester.path / "crash.json").read_text())
     assert data["missing_tests"] == ["test_crash.py::test_crash"]
     assert len(data["crashed_workers"]) == 1 and data["crashed_workers"][0].startswith("gw")

@@ -155,6 +155,7 @@ def test_the_public_option_and_ini_names_are_kept():
     assert options == {
         "--dualcache",
         "--dualcache-factory",
+        "--dualcache-suite",
         "--dualcache-examples",
         "--dualcache-redis-url",
         "--dualcache-report",
@@ -164,6 +165,7 @@ def test_the_public_option_and_ini_names_are_kept():
     }
     assert inis == {
         "dualcache_factory",
+        "dualcache_waive",
         "dualcache_kv_budget",
         "dualcache_dal_modules",
         "dualcache_kv_allow",
