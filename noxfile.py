@@ -3,6 +3,7 @@
     nox                        every session below
     nox -s tests               Python 3.11, 3.12 and 3.13, each one this machine has
     nox -s pytest_versions     Python 3.11 on the oldest pytest we declare and the newest
+    nox -s mutants             mutation testing of the reference against the contract suite
 
 A Python this machine lacks is skipped with a message (``--error-on-missing-interpreters``
 makes it a failure). pyenv's builds count as present even when pyenv has not selected them.
@@ -54,3 +55,15 @@ def pytest_versions(session: nox.Session, pytest_version: str) -> None:
     """The same on the oldest pytest we declare and on the newest."""
     session.install("-e", ".[test]", PYTEST_VERSIONS[pytest_version])
     _run_tests_and_main_job(session)
+
+
+@nox.session(python="3.11", default=False)
+def mutants(session: nox.Session) -> None:
+    """mutmut over the reference CacheAbstraction's modules, killed by the contract suite.
+
+    Its configuration is ``[tool.mutmut]`` in pyproject.toml. CPU-heavy (an hour and more
+    on two cores): ``nox -s mutants -- 'pytest_dualcache.kv_entries*'`` runs a subset.
+    """
+    session.install("-e", ".", "mutmut>=3.8,<4")
+    session.run("mutmut", "run", "--max-children", str(os.cpu_count() or 2), *session.posargs)
+    session.run("mutmut", "results")

@@ -23,6 +23,10 @@ CLAUSES: dict[str, str] = {
     f"{KV_MAX_EXPIRATION_TTL_S:,} s) is a clear error, the same on both routes: nothing "
     "written, the previous value intact.",
     "TTL-6": "The local cache never serves a value past its TTL.",
+    "TTL-7": "On the KV route the KV entry itself carries an expiration no later than the "
+    "write plus max(60, ceil(ttl) + 1) seconds (kv.list() shows it), so storage does not grow "
+    "without bound and, for ttl >= 60, a legacy reader sees a value at most 1 s past its TTL "
+    "(KV's 60 s floor makes shorter TTLs the DAL's job, as TTL-3 says).",
     "SER-1": "Every strict-JSON value round-trips exactly on both routes.",
     "SER-2": "A non-JSON value (NaN and infinities included) is a clear error: nothing "
     "written, the previous value intact.",
@@ -32,7 +36,9 @@ CLAUSES: dict[str, str] = {
     "SER-5": "KV holds plain JSON: legacy readers and legacy writers interoperate both ways.",
     "FB-1": "Flag off: every write goes to KV and no Durable Object operation happens.",
     "FB-2": "Flag on, DO healthy: zero KV writes and deletes per operation; at most two KV "
-    "writes per flag transition for coordination (an env's first use counts as one).",
+    "writes per flag transition for coordination (an env's first use counts as one); after "
+    "a DO outage, zero again once the DO has been back 5 minutes and each instance has made "
+    "one call.",
     "FB-3": "DO failing on write: the put still succeeds via KV and is readable while the DO "
     "is down.",
     "FB-4": "DO failing on read: get falls back to KV and never raises.",
@@ -40,6 +46,10 @@ CLAUSES: dict[str, str] = {
     "FB-6": "Both stores failing: put reports failure; get never returns a wrong value.",
     "FB-7": "No silent loss: a put that reported success is readable until its TTL or a "
     "later write.",
+    "FB-8": "DO failing on write: a delete still succeeds via KV, and the key reads None "
+    "while the DO is down and after it recovers.",
+    "FB-9": "An outage of any size heals: once the DO is back, every put made while it was "
+    "down reads back, beyond one KV list page (1,000 keys) too.",
     "LOC-1": "After a cached get, a put is visible at once on the same instance.",
     "LOC-2": "After a cached get, a delete is visible at once on the same instance.",
     "LOC-3": "Two instances on one env: B sees A's write no later than B's declared "

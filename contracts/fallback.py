@@ -9,6 +9,9 @@ from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
+from pytest_dualcache.kv_quota import DailyQuota
+from pytest_dualcache.limits import KV_MAX_LIST_LIMIT
+
 from .clauses import clause
 from .harness import (
     COORDINATION_PREFIX,
@@ -16,8 +19,13 @@ from .harness import (
     ROUTES,
     ContractHarness,
     DALHandle,
+    reported_success,
     short,
 )
+
+OTHER_ROUTE = {"do": "kv", "kv": "do"}
+#: How long after a DO outage ends an instance may still pay KV writes for it (FB-2).
+REPAIR_WINDOW_S = 300
 
 
 def kv_writes(contract: ContractHarness, mark: tuple[int, ...]) -> list[str]:
@@ -46,6 +54,11 @@ def do_read_failure(contract: ContractHarness, kind: str) -> AbstractContextMana
     return contract.do.outage(ops="get" if kind == "fail" else None)
 
 
+def data_kv_writes(contract: ContractHarness, mark: tuple[int, ...]) -> list[str]:
+    """``kv_writes`` without the DAL's coordination keys."""
+    return [key for key in kv_writes(contract, mark) if not key.startswith(COORDINATION_PREFIX)]
+
+
 def get_or_error(dal: DALHandle, key: str) -> tuple[object, BaseException | None]:
     """``(value, None)``, or ``(None, error)`` if the get raised."""
     try:
@@ -70,7 +83,7 @@ def checked_readable(
 
 
 class FallbackClauses:
-    """FB-1 to FB-7."""
+    """FB-1 to FB-9."""
 
     @clause("FB-1")
     def test_FB_1_flag_off_writes_go_to_kv_and_never_touch_the_do(
@@ -86,6 +99,27 @@ class FallbackClauses:
         assert contract.ops_since(mark, store="do", ok=None) == [], "no DO operation with flag off"
         kv_puts = contract.ops_since(mark, store="kv", ops=("put",))
         assert [r.key for r in kv_puts if r.key == "fb1:a"], "the put must reach KV"
+
+    @clause("FB-1")
+    def test_FB_1_first_call_after_a_rollback_is_a_get_that_skips_the_do(
+        self, contract: ContractHarness
+    ) -> None:
+        dal = contract.start("do")
+        assert dal.put("fb1:a", "on-do").succeeded, "the put on the DO route must succeed"
+        assert dal.get("fb1:a") == "on-do", "the put on the DO route must be readable"
+        contract.advance(1)
+        contract.use_route("kv")
+        mark = contract.mark()
+        got = dal.get("fb1:a")
+        do_ops = [r.describe() for r in contract.ops_since(mark, store="do", ok=None)]
+        assert do_ops == [], (
+            f"the first call after disabling the flag is a get: it must not touch the DO; "
+            f"got {do_ops}"
+        )
+        assert got in (None, "on-do"), f"get must return the latest value or None, got {got!r}"
+        assert dal.put("fb1:a", "on-kv").succeeded, "the put with the flag off must succeed"
+        assert json.loads(contract.kv.get("fb1:a")) == "on-kv", "the put must reach KV"
+        assert contract.ops_since(mark, store="do", ok=None) == [], "no DO operation, flag off"
 
     @clause("FB-2")
     def test_FB_2_do_route_writes_nothing_to_kv_but_coordination(
@@ -140,6 +174,39 @@ class FallbackClauses:
                 f"to KV, whatever the number of instances; got {len(written)}: {written}"
             )
 
+    @clause("FB-2")
+    @pytest.mark.parametrize("failure", ["fail", "outage"])
+    def test_FB_2_zero_kv_writes_again_after_a_do_outage(
+        self, contract: ContractHarness, failure: str
+    ) -> None:
+        dal, other = contract.start("do"), contract.instance("B")
+        keys = ["fb2:a", "fb2:b", "fb2:c"]
+        for key in keys:
+            assert dal.put(key, "before").succeeded, "a put with the DO healthy must succeed"
+        contract.advance(1)
+        with do_write_failure(contract, failure):
+            assert dal.put(keys[0], "during").succeeded, "a put the DO refused must succeed"
+            assert other.put(keys[1], "during").succeeded, "a put the DO refused must succeed"
+            with contextlib.suppress(Exception):  # FB-8's business
+                dal.delete(keys[2])  # a delete the DAL has to catch up on, too
+        contract.advance(REPAIR_WINDOW_S)
+        instances = [dal, other, contract.instance("C")]
+        for instance in instances:  # each instance's first call may still repair
+            assert instance.get(keys[0]) == "during", "the put made in the outage must be read"
+        mark = contract.mark()
+        for step in range(12):
+            instance, key = instances[step % len(instances)], keys[step % len(keys)]
+            assert instance.put(key, step).succeeded, "a put with the DO healthy must succeed"
+            assert instance.get(key) == step, "a get must return the latest put"
+            if step % 4 == 3:
+                instance.delete(key)
+            contract.advance(7.5)
+        written = kv_writes(contract, mark)
+        assert written == [], (
+            f"{REPAIR_WINDOW_S} s after a DO outage, with the DO healthy and every instance "
+            f"past its first call, no operation may write or delete in KV; got {written}"
+        )
+
     @clause("FB-3")
     @pytest.mark.parametrize("failure", ["fail", "outage"])
     def test_FB_3_put_succeeds_via_kv_while_do_refuses_writes(
@@ -173,6 +240,30 @@ class FallbackClauses:
                 )
                 assert contract.instance("C").get(key) == "new", (
                     f"{when} after the DO recovers, a fresh instance must not read the older copy"
+                )
+            contract.advance(2)
+
+    @clause("FB-3")
+    def test_FB_3_put_the_do_refuses_right_after_an_outage_is_read(
+        self, contract: ContractHarness
+    ) -> None:
+        dal = contract.start("do")
+        for key, value in (("fb3:gone", "x"), ("fb3", "old")):
+            assert dal.put(key, value).succeeded, "the put with the DO healthy must succeed"
+        contract.advance(1)
+        with contract.do.outage(), contextlib.suppress(Exception):  # FB-8's business
+            dal.delete("fb3:gone")  # leaves a delete for the DAL to catch up on
+        contract.advance(1)
+        contract.do.fail(times=1, ops="set")
+        put = dal.put("fb3", "new")
+        assert put.succeeded, f"a put the DO refused must succeed via KV: {put}"
+        contract.do.recover()
+        for when in ("at once", "2 s later"):
+            for instance in (dal, contract.instance("B")):
+                got = instance.get("fb3")
+                assert got == "new", (
+                    f"{when}: the put the DO refused just after an outage must be read, not "
+                    f"the older 'old' or None; {instance.name} got {got!r}"
                 )
             contract.advance(2)
 
@@ -365,3 +456,89 @@ class FallbackClauses:
         contract.advance_to(end + 120)
         assert dal.get("fb7") is None, "the value must be gone at its ttl"
         assert contract.instance("late").get("fb7") is None, "the value must be gone at its ttl"
+
+    @clause("FB-7")
+    @pytest.mark.parametrize("first", ROUTES)
+    def test_FB_7_put_after_idling_through_flips_is_kept(
+        self, contract: ContractHarness, first: str
+    ) -> None:
+        idle = contract.start(first)
+        assert idle.put("fb7", "v0").succeeded, "the first put must succeed"
+        assert idle.get("fb7") == "v0", "the first put must be readable"
+        busy = contract.instance("B")
+        route = first
+        for step in range(2):  # on-off-on (or off-on-off) while the first instance idles
+            route = OTHER_ROUTE[route]
+            contract.use_route(route)
+            contract.advance(1)
+            assert busy.put("fb7:busy", step).succeeded, "the busy instance's put must succeed"
+        start = contract.clock.now()
+        assert idle.put("fb7", "kept", ttl=300).succeeded, "the idle instance's put must succeed"
+        for reader in (idle, busy):
+            got = reader.get("fb7")
+            assert got == "kept", (
+                f"{reader.name}: a put made by an instance that idled through two flips "
+                f"reported success, so it must be readable; got {short(got)}"
+            )
+        checked_readable(contract, idle, "fb7", "kept", start, 300)
+
+    @clause("FB-8")
+    @pytest.mark.parametrize("failure", ["fail", "outage"])
+    def test_FB_8_delete_succeeds_via_kv_while_do_refuses_writes(
+        self, contract: ContractHarness, failure: str
+    ) -> None:
+        dal = contract.start("do")
+        read, unread = "fb8:read", "fb8:unread"  # only the first is read during the failure
+        for key in (read, unread):
+            assert dal.put(key, "old").succeeded, "the put with the DO healthy must succeed"
+        assert dal.get(read) == "old", "the put must be readable"
+        contract.advance(1)
+        with do_write_failure(contract, failure):
+            for key in (read, unread):
+                mark = contract.mark()
+                try:
+                    result = dal.delete(key)
+                except Exception as exc:
+                    raise AssertionError(
+                        f"a delete must succeed via KV while the DO refuses writes; it raised "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                assert reported_success(result), (
+                    f"a delete must succeed via KV while the DO refuses writes: {result!r}"
+                )
+                assert data_kv_writes(contract, mark), (
+                    "a delete the DO refused must be recorded in KV"
+                )
+            assert dal.get(read) is None, "the delete must be read while the DO is down"
+            assert contract.instance("B").get(unread) is None, (
+                "a fresh instance must read the delete while the DO is down, not the DO copy"
+            )
+        for when in ("at once", "2 s"):
+            for key in (unread, read):
+                for instance in (dal, contract.instance("C")):
+                    got = instance.get(key)
+                    assert got is None, (
+                        f"{when} after the DO recovers, {instance.name}.get({key!r}) must "
+                        f"return None (deleted while it was down), not the older {got!r}"
+                    )
+            contract.advance(2)
+
+    @clause("FB-9")
+    def test_FB_9_every_put_of_a_long_outage_reads_back_after_it(
+        self, contract: ContractHarness
+    ) -> None:
+        if contract.kv.plan == "free":  # more than 1,000 KV writes a day need a paid plan
+            contract.kv.quota = DailyQuota("paid")
+        dal = contract.start("do")
+        keys = [f"fb9:{n:04d}" for n in range(KV_MAX_LIST_LIMIT + 1)]
+        with contract.do.outage():
+            for key in keys:
+                put = dal.put(key, key)
+                assert put.succeeded, f"a put during the outage must succeed via KV: {put}"
+        contract.advance(1)
+        reader = contract.instance("B")
+        missing = [key for key in keys if reader.get(key) != key]
+        assert missing == [], (
+            f"once the DO is back, all {len(keys)} puts made during the outage (more than one "
+            f"KV list page) must read back; {len(missing)} did not: {missing[:5]}"
+        )

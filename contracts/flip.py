@@ -55,6 +55,17 @@ class FlipClauses:
             contract.advance(1)
             contract.use_route(route)
             mark = contract.mark()
+            assert dal.get(f"flip1:unread{step}") is None, "an unwritten key must read None"
+            do_reads = contract.ops_since(mark, store="do", ok=None)
+            if route == "kv":
+                assert do_reads == [], (
+                    f"the first call after disabling the flag is a get: it must not touch the "
+                    f"DO; got {[r.describe() for r in do_reads]}"
+                )
+            else:
+                assert do_reads, (
+                    "the first call after enabling the flag is a get: it must read the DO"
+                )
             key = f"flip1:{step}"
             assert dal.put(key, step).succeeded, f"the first put after the flip to {route} failed"
             assert dal.get(key) == step, f"the put after the flip to {route} must be readable"
@@ -217,6 +228,12 @@ class FlipClauses:
                 assert deploy.put("flip4", f"v{n}").succeeded, f"the put of I{n} must succeed"
                 latest = f"v{n}"
             assert deploy.get("flip4") == latest, f"I{n} must read its own write"
+        older.append(latest)  # the first instance, idle through every flip, writes last
+        assert dal.put("flip4", "v-idle").succeeded, "the put of the idle first instance failed"
+        latest = "v-idle"
+        contract.use_route(OTHER_ROUTE[route])
+        contract.advance(1)
+        checked_get(contract.instance("I7"), "flip4", latest, older)
 
     @clause("FLIP-4")
     @pytest.mark.parametrize("first", ROUTES)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
-from pytest_dualcache.limits import KV_MAX_EXPIRATION_TTL_S
+from pytest_dualcache.limits import KV_MAX_EXPIRATION_TTL_S, KV_MIN_EXPIRATION_TTL_S
 
 from .clauses import clause
 from .harness import ROUTES, ContractHarness, PutOutcome
@@ -28,7 +29,7 @@ def refusal(put: PutOutcome) -> str:
 
 
 class TTLClauses:
-    """TTL-1 to TTL-6."""
+    """TTL-1 to TTL-7."""
 
     @clause("TTL-1")
     @pytest.mark.parametrize("route", ROUTES)
@@ -184,3 +185,26 @@ class TTLClauses:
             f"a legacy value read 1 ms before KV expired it must not be served from a local "
             f"cache after; got {got!r}"
         )
+
+    @clause("TTL-7")
+    @pytest.mark.parametrize("ttl", [1, 59, 60, 3600])
+    def test_TTL_7_kv_entry_expires_in_kv_soon_after_its_ttl(
+        self, contract: ContractHarness, ttl: int
+    ) -> None:
+        dal = contract.start("kv")
+        contract.advance(0.5)  # mid-second, where rounding the expiration up would show
+        assert dal.put("ttl:7", "v", ttl=ttl).succeeded, f"put with ttl={ttl} must succeed"
+        written_at = contract.clock.now()
+        allowed = max(KV_MIN_EXPIRATION_TTL_S, math.ceil(ttl) + 1)
+        listed = {key.name: key.expiration for key in contract.kv.list(prefix="ttl:7").keys}
+        assert "ttl:7" in listed, "a put on the KV route must store its key in KV"
+        expiration = listed["ttl:7"]
+        assert expiration is not None and expiration <= written_at + allowed, (
+            f"a KV entry put with ttl={ttl} must carry a KV expiration at most {allowed} s after "
+            f"the write (epoch {written_at + allowed:g}); kv.list() shows {expiration!r}"
+        )
+        if ttl >= KV_MIN_EXPIRATION_TTL_S:
+            contract.advance_to(written_at + ttl + 1)
+            assert contract.kv.get("ttl:7") is None, (
+                f"a legacy reader must not find a ttl={ttl} value in KV 1 s past its ttl"
+            )

@@ -206,7 +206,7 @@ class CacheAbstraction:
                     ttl=ttl,
                 ),
             )
-        self._repair_if_degraded()
+        view = self._repair_if_degraded(view)  # a repair changes the view a fallback needs
         record = {"v": value, "g": view.generation, "s": stamp, "e": expires_at}
         try:
             self.env.do.set(key, record, ttl=ttl)
@@ -223,7 +223,7 @@ class CacheAbstraction:
             )
         log.debug("put %r -> do (flag on)", key)
         self._counts["writes_do"] += 1
-        if self._view_degraded():  # an older fallback copy must not outlive this write
+        if view.degraded:  # an older fallback copy must not outlive this write
             self._guarded_write(key, None, "kv", lambda: self.env.kv.delete(key))
         return WriteResult(True, key, ttl, "do")
 
@@ -257,7 +257,7 @@ class CacheAbstraction:
         if view.route == "kv":
             log.debug("delete %r -> kv (flag off)", key)
             return self._guarded_write(key, None, "kv", lambda: self.env.kv.delete(key))
-        self._repair_if_degraded()
+        view = self._repair_if_degraded(view)
         try:
             self.env.do.delete(key)
         except DurableObjectError as exc:
@@ -268,7 +268,7 @@ class CacheAbstraction:
                 key, None, "kv", lambda: self._store_tombstone(key, view, stamp)
             )
         log.debug("delete %r -> do (flag on)", key)
-        if self._view_degraded():
+        if view.degraded:
             self._guarded_write(key, None, "kv", lambda: self.env.kv.delete(key))
         return WriteResult(True, key, None, "do")
 
@@ -403,9 +403,6 @@ class CacheAbstraction:
         self._view = fresh
         return fresh
 
-    def _view_degraded(self) -> bool:
-        return self._view is not None and self._view.degraded
-
     # --- reads ------------------------------------------------------------------------------
 
     def _read(
@@ -417,7 +414,7 @@ class CacheAbstraction:
         """
         if view.route == "kv":
             return self._kv.read(key, view.generation, "kv")[:2]
-        self._repair_if_degraded()
+        view = self._repair_if_degraded(view)
         try:
             record = self.env.do.get(key)
         except DurableObjectError as exc:
@@ -432,7 +429,7 @@ class CacheAbstraction:
         if record is not None and record.get("g") == view.generation:
             # Written by a put that checked it: serialize again without re-checking.
             do_text, do_stamp, do_expiry = compact_json(record["v"]), record["s"], record["e"]
-        if not self._view_degraded():
+        if not view.degraded:
             return do_text, do_expiry
         copy_text, copy_expiry, copy_stamp = self._kv.read(key, view.generation, "do")
         if copy_stamp is not None and copy_stamp > do_stamp:
@@ -461,13 +458,17 @@ class CacheAbstraction:
         if not view.degraded:
             self._set_degraded(view, True)
 
-    def _repair_if_degraded(self) -> None:
-        """While degraded, try to move fallback copies into the DO (see ``FallbackRepair``)."""
-        view = self._view
-        if view is None or not view.degraded:
-            return
+    def _repair_if_degraded(self, view: RouteView) -> RouteView:
+        """While degraded, try to move fallback copies into the DO (see ``FallbackRepair``).
+
+        Returns the view in force afterwards: a write that falls back after a repair must
+        mark the route degraded again, so it must not act on the view from before it.
+        """
+        if not view.degraded:
+            return view
         if self._repair.attempt(view.generation, self._now()):
-            self._set_degraded(view, False)
+            return self._set_degraded(view, False)
+        return view
 
 
 def __getattr__(name: str) -> Any:

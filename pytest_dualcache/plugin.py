@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .durable import DurableObjectCache
     from .env import DualCacheEnv, FeatureFlag
     from .kv import KVNamespace
+    from .rest import CloudflareAPI
     from .workers import WorkersEnv
 
 SETTINGS_KEY = pytest.StashKey[DualCacheSettings]()
@@ -242,6 +243,20 @@ def dualcache_flag(dualcache_env: DualCacheEnv) -> FeatureFlag:
 def dualcache_workers_env(dualcache_env: DualCacheEnv) -> WorkersEnv:
     """The same env as a Python Worker sees it: async bindings with JS names, string vars."""
     return dualcache_env.workers()
+
+
+@pytest.fixture
+def cloudflare_api(
+    request: pytest.FixtureRequest, dualcache_env: DualCacheEnv
+) -> Iterator[CloudflareAPI]:
+    """Cloudflare's KV REST API over the env's namespaces; httpx and requests are routed to it.
+
+    Other hosts are refused (loopback and your respx/responses mocks excepted); ``url``
+    serves the same API on a loopback socket for other processes. Needs the ``[rest]`` extra.
+    """
+    from .rest.fixture import cloudflare_api_fixture
+
+    yield from cloudflare_api_fixture(request, dualcache_env)
 
 
 @pytest.fixture

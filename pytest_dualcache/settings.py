@@ -179,6 +179,17 @@ SETTINGS: dict[str, Setting] = {
         default="memory",
         ini="dualcache_do_engine",
     ),
+    # Read by the cloudflare_api fixture (rest/fixture.py), through ``given``.
+    "rest_account_id": Setting(
+        "account id of the cloudflare_api fixture's emulated REST API (a fixed test id if unset)",
+        ini="dualcache_account_id",
+    ),
+    "kv_namespace_ids": Setting(
+        "KV namespace id of each binding for the cloudflare_api fixture, one BINDING=ID per line",
+        default=(),
+        ini="dualcache_kv_namespace_ids",
+        ini_type="linelist",
+    ),
 }
 
 

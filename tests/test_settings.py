@@ -174,6 +174,8 @@ def test_the_public_option_and_ini_names_are_kept():
         "dualcache_flag_var",
         "dualcache_kv_plan",
         "dualcache_do_engine",
+        "dualcache_account_id",
+        "dualcache_kv_namespace_ids",
     }
 
 

@@ -224,25 +224,18 @@ def cloudflare_api_fixture(
 
 
 def _ini_settings(config: pytest.Config) -> tuple[str, dict[str, str]]:
-    """``dualcache_account_id`` and ``dualcache_kv_namespace_ids``, as far as they are wired.
-
-    Read through ``settings.given`` (one precedence for every dualcache setting) once
-    ``SETTINGS`` has the ``rest_account_id`` and ``kv_namespace_ids`` entries; defaults before.
-    """
+    """``dualcache_account_id`` and ``dualcache_kv_namespace_ids``, read through
+    ``settings.given`` (one precedence for every dualcache setting)."""
     import pytest
 
-    from ..settings import SETTINGS, given
+    from ..settings import given
 
-    account_id = DEFAULT_ACCOUNT_ID
-    if "rest_account_id" in SETTINGS:
-        found = given(config, "rest_account_id")
-        account_id = found[0] if found else DEFAULT_ACCOUNT_ID
-    ids: dict[str, str] = {}
-    if "kv_namespace_ids" in SETTINGS:
-        found = given(config, "kv_namespace_ids")
-        if found:
-            try:
-                ids = parse_namespace_ids(found[0], found[1])
-            except ValueError as exc:
-                raise pytest.UsageError(str(exc)) from None
-    return account_id, ids
+    found = given(config, "rest_account_id")
+    account_id = found[0] if found else DEFAULT_ACCOUNT_ID
+    found = given(config, "kv_namespace_ids")
+    if not found:
+        return account_id, {}
+    try:
+        return account_id, parse_namespace_ids(found[0], found[1])
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
