@@ -62,7 +62,9 @@ class DualCacheContract(
                 return lambda env: MyDAL(env)
 
     ``make_dal(env)`` gets a ``DualCacheEnv`` and returns a DAL with ``put(key, value,
-    ttl=...)``, ``get(key)`` and ``delete(key)``, plain or ``async def``.
+    ttl=...)``, ``get(key)`` and ``delete(key)``, plain or ``async def``. During each test
+    ``time.time()``, ``datetime.now()`` and the rest read the env's virtual clock (one
+    freezegun freeze per test), unless the factory sets ``dualcache_real_time = True``.
     """
 
     @pytest.fixture
@@ -78,7 +80,7 @@ class DualCacheContract(
     def contract(
         self, make_dal: Factory, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     ) -> Iterator[ContractHarness]:
-        """The harness every clause drives; sleeping advances its virtual clock instead."""
+        """The harness every clause drives, on a clock the DAL reads; sleeping advances it."""
         settings = request.config.stash.get(SETTINGS_KEY, DualCacheSettings())
         harness = ContractHarness(make_dal, settings)
         # A DAL that backs off with a plain sleep stays fast: time moves, nothing blocks.
@@ -91,5 +93,12 @@ class DualCacheContract(
         request.node.stash[CONTRACT_HARNESS_KEY] = harness
         if not request.config.pluginmanager.has_plugin(ClauseReporter.name):
             request.config.pluginmanager.register(ClauseReporter(), ClauseReporter.name)
+        # One freeze for the whole test (starting one walks every loaded module): the DAL's
+        # time.time(), datetime.now() and the like read the harness's clock. The event
+        # loop keeps real time; asyncio.sleep above is what moves the virtual clock.
+        freeze = harness.clock.freeze()
+        if not harness.real_time:
+            freeze.start()
         yield harness
+        freeze.stop()
         harness.close()

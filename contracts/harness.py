@@ -4,6 +4,11 @@ A ``ContractHarness`` owns one env (KV namespace, DO cache, flag, clock) and the
 instances made from the user's factory on it. Every DAL call, flag flip and clock move goes
 into an event log together with the positions of the stores' ledgers, so a failure report
 can show each DAL call with the KV and DO operations it made.
+
+The clock is the DAL's too: unless the factory sets ``dualcache_real_time = True``, the
+contract fixture freezes freezegun at it for the test. A DAL may move it itself (a backoff
+sleep): the transcript shows how far each call moved it, and a step that finds the clock
+already past its instant runs late instead of failing.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, NamedTuple
 from hypothesis import HealthCheck
 from hypothesis import settings as HypothesisSettings
 
-from pytest_dualcache.clock import VirtualClock
+from pytest_dualcache.clock import DEFAULT_START, VirtualClock
 from pytest_dualcache.env import DualCacheEnv, is_do_cache_enabled
 from pytest_dualcache.ledger import OperationRecord
 from pytest_dualcache.settings import DualCacheSettings
@@ -105,11 +110,15 @@ class ContractHarness:
     # --- the world --------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Start over on a fresh env and clock (hypothesis tests call this per example)."""
+        """Start over on a fresh env, the clock back at its start (hypothesis tests call this
+        per example); the clock object stays, so a freeze on it keeps following it."""
+        clock = VirtualClock()
         if getattr(self, "env", None) is not None:
             self._earlier_envs_seconds += self.clock.now() - self._started_at
             self.env.close()
-        self.env = DualCacheEnv.from_settings(self.settings, VirtualClock())
+            clock = self.clock
+            clock.set(DEFAULT_START)
+        self.env = DualCacheEnv.from_settings(self.settings, clock)
         numbers = itertools.count()  # one sequence over every store, for the transcript
         for ledger in self.env.ledgers():
             ledger.number_operations(numbers)
@@ -124,6 +133,11 @@ class ContractHarness:
     @property
     def clock(self) -> VirtualClock:
         return self.env.clock
+
+    @property
+    def real_time(self) -> bool:
+        """Whether the factory opted out of virtual time (``dualcache_real_time = True``)."""
+        return bool(getattr(self.factory, "dualcache_real_time", False))
 
     @property
     def kv(self) -> Any:
@@ -156,12 +170,22 @@ class ContractHarness:
         self.clock.advance(seconds)
         self.log(f"clock +{seconds:g} s")
 
-    def advance_to(self, at: float) -> None:
-        """Move the virtual clock forward to the epoch ``at`` (it must not have passed yet)."""
+    def advance_to(self, at: float) -> float:
+        """Move the virtual clock forward to the epoch ``at``; return how late that left it.
+
+        0.0 when the clock got to ``at``. When the DAL had already moved it past ``at`` (a
+        backoff on the virtual clock), the seconds it was past, which the transcript notes:
+        what the caller does next happens at ``at`` plus that, and is judged there.
+        """
         now = self.clock.now()
-        if at < now:
-            raise ValueError(f"advance_to({at!r}): the clock is already at {now!r}")
-        self.advance(at - now)
+        if round(at * 1_000_000) >= round(now * 1_000_000):  # the clock's whole microseconds
+            self.advance(max(0.0, at - now))
+            return 0.0
+        self.log(
+            f"clock already {now - at:g} s past t={at - self._started_at:.3f}, where this "
+            "step was due (the DAL moved it)"
+        )
+        return now - at
 
     def hypothesis_settings(self, *, runs: int = 1, **overrides: Any) -> HypothesisSettings:
         """Settings for a property clause: ``runs`` times ``settings.examples`` examples, the
@@ -296,6 +320,14 @@ def _store_lines(
         yield f"{indent}{record.store} {record.op} {record.key!r} {record.bytes} B: {outcome}"
 
 
+def _clock_moved(harness: ContractHarness, event: _Event) -> str:
+    """How far a DAL call moved the clock itself (a backoff sleep), for its transcript line."""
+    now = harness.clock.now()
+    if round(now * 1_000_000) <= round(event.at * 1_000_000):
+        return ""
+    return f"  (moved the clock +{now - event.at:.6g} s, to t={now - harness._started_at:.3f})"
+
+
 class DALHandle:
     """One DAL instance as the clauses drive it: put/get/delete, logged and awaited."""
 
@@ -342,9 +374,11 @@ class DALHandle:
         try:
             result = harness.run(getattr(self.dal, method)(*args, **kwargs))
         except BaseException as exc:
-            event.end, event.outcome = harness.mark(), f"raised {type(exc).__name__}: {exc}"
+            event.end = harness.mark()
+            event.outcome = f"raised {type(exc).__name__}: {exc}{_clock_moved(harness, event)}"
             raise
-        event.end, event.outcome = harness.mark(), f"-> {short(result)}"
+        event.end = harness.mark()
+        event.outcome = f"-> {short(result)}{_clock_moved(harness, event)}"
         return result
 
     def __repr__(self) -> str:

@@ -4,6 +4,7 @@ Time never passes on its own: tests move it with ``advance``/``sleep``/``set``. 
 ``freezegun.freeze_time`` block is active, the clock reads freezegun's frozen time instead of
 its own, and moving the clock moves freezegun's time too, so ``time.time()`` and
 ``datetime.now()`` in user code agree with TTLs and rate limits in the emulators.
+``VirtualClock.freeze()`` starts such a block at the clock's own time.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import sys
+from types import TracebackType
+from typing import Any
 
 #: Where every clock starts: Monday 2026-01-05 00:00:00 UTC, a UTC midnight (so simulated
 #: days line up with KV's quota reset) at the start of a trading week.
@@ -24,6 +27,11 @@ _MODULES = sys.modules
 #: The datetime range (years 1 to 9999) bounds what freezegun and utcnow() can show.
 _MIN_EPOCH = (_dt.datetime(1, 1, 1) - _UNIX_EPOCH).total_seconds()
 _MAX_EPOCH = (_dt.datetime(9999, 12, 31, 23, 59, 59) - _UNIX_EPOCH).total_seconds()
+
+#: Module prefixes that keep real time under ``freeze()``, on top of freezegun's own list:
+#: pytest's test durations, and hypothesis's shrinking deadline (virtual hours would cut
+#: shrinking short). No user code runs within freezegun's five-frame look-up of either.
+REAL_TIME_MODULES: tuple[str, ...] = ("_pytest.timing", "hypothesis.internal.conjecture.engine")
 
 
 def _active_freezegun_factory():  # type: ignore[no-untyped-def]
@@ -101,8 +109,75 @@ class VirtualClock:
         """Current virtual time as an aware UTC datetime."""
         return _dt.datetime.fromtimestamp(self.now(), tz=_dt.UTC)
 
+    def freeze(self) -> ClockFreeze:
+        """A freezegun freeze at this clock's time, so the code under test reads the clock.
+
+        While it is active, ``time.time()``, ``time.time_ns()``, ``time.monotonic()``,
+        ``time.perf_counter()``, ``datetime.now()``/``utcnow()`` and ``date.today()`` give this
+        clock's time (naive ``datetime.now()`` in UTC), and ``advance``/``sleep``/``set`` move
+        them. asyncio event loops keep real time (freezegun's ``real_asyncio``). When it ends,
+        the clock keeps the time it reached. Use ``with clock.freeze(): ...`` or
+        ``start()``/``stop()``; starting walks every loaded module (about 10 ms in a pytest
+        session with a thousand modules), so freeze once per test, not per call.
+        """
+        return ClockFreeze(self)
+
     def __repr__(self) -> str:
         return f"VirtualClock({self.utcnow().isoformat()})"
+
+
+class ClockFreeze:
+    """freezegun frozen at a ``VirtualClock``'s time while active: user code reads the clock."""
+
+    __slots__ = ("_clock", "_factory", "_freezer")
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self._clock = clock
+        self._freezer: Any = None
+        self._factory: Any = None
+
+    @property
+    def active(self) -> bool:
+        """Whether this freeze has started and not yet stopped."""
+        return self._freezer is not None
+
+    def start(self) -> ClockFreeze:
+        """Freeze freezegun at the clock's current time; the clock then moves it."""
+        if self._freezer is not None:
+            raise RuntimeError("this freeze is already active; stop() it before starting again")
+        import freezegun
+
+        at = _UNIX_EPOCH + _dt.timedelta(microseconds=round(self._clock.now() * _US))
+        freezer = freezegun.freeze_time(at, ignore=list(REAL_TIME_MODULES), real_asyncio=True)
+        self._factory = freezer.start()
+        self._freezer = freezer
+        return self
+
+    def stop(self) -> None:
+        """End the freeze; the clock (and any freeze around this one) keeps the time reached."""
+        if self._freezer is None:
+            return
+        reached: _dt.datetime = self._factory()
+        freezer, self._freezer, self._factory = self._freezer, None, None
+        freezer.stop()
+        self._clock._set_own((reached - _UNIX_EPOCH).total_seconds())
+        outer = _active_freezegun_factory()
+        if outer is not None:
+            outer.move_to(reached)
+
+    def __enter__(self) -> ClockFreeze:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<ClockFreeze of {self._clock!r}, {'active' if self.active else 'stopped'}>"
 
 
 def _checked_epoch(value: float, where: str) -> float:

@@ -303,6 +303,101 @@ def test_kv_entry_put_inside_freeze_time_expires_when_freezegun_ticks_60_s():
         assert kv.get("quote:AAPL") is None
 
 
+# --- VirtualClock.freeze(): freezegun at the clock's own time ---------------------------------
+
+
+def test_freeze_makes_every_time_source_read_the_clock():
+    clock = VirtualClock()
+    clock.advance(90.25)
+    with clock.freeze():
+        now = DEFAULT_START + 90.25
+        assert time.time() == time.monotonic() == time.perf_counter() == now
+        assert abs(time.time_ns() - round(now * 1e9)) < 1_000
+        naive_utc = dt.datetime(2026, 1, 5, 0, 1, 30, 250000)
+        assert dt.datetime.now() == dt.datetime.utcnow() == naive_utc
+        assert dt.datetime.now(dt.UTC) == clock.utcnow()
+        assert dt.date.today() == dt.date(2026, 1, 5)
+
+
+def test_moving_the_clock_moves_the_frozen_time():
+    clock = VirtualClock()
+    with clock.freeze():
+        clock.advance(119.999)
+        assert time.time() == clock.now() == DEFAULT_START + 119.999
+        clock.sleep(0.001)
+        assert time.time() == DEFAULT_START + 120
+        clock.set(FROZEN_EPOCH)
+        assert dt.datetime.now(dt.UTC) == dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+
+
+def test_the_clock_keeps_the_time_it_reached_when_the_freeze_ends():
+    clock = VirtualClock()
+    with clock.freeze():
+        clock.advance(45)
+    assert clock.now() == DEFAULT_START + 45
+    assert time.time() != DEFAULT_START + 45
+    clock.advance(1)
+    assert clock.now() == DEFAULT_START + 46
+
+
+def test_freeze_starts_at_a_custom_clock_start():
+    clock = VirtualClock(FROZEN_EPOCH)
+    with clock.freeze():
+        assert time.time() == FROZEN_EPOCH
+
+
+def test_freeze_start_and_stop_without_a_with_block():
+    clock = VirtualClock()
+    freeze = clock.freeze()
+    assert not freeze.active
+    assert freeze.start() is freeze and freeze.active
+    with pytest.raises(RuntimeError, match="already active"):
+        freeze.start()
+    clock.advance(5)
+    freeze.stop()
+    freeze.stop()  # a second stop does nothing
+    assert not freeze.active and clock.now() == DEFAULT_START + 5
+    assert repr(freeze) == "<ClockFreeze of VirtualClock(2026-01-05T00:00:05+00:00), stopped>"
+
+
+def test_freeze_inside_freeze_time_starts_there_and_hands_its_time_back():
+    clock = VirtualClock()
+    with freezegun.freeze_time(FROZEN_AT):
+        with clock.freeze():
+            assert time.time() == FROZEN_EPOCH
+            clock.advance(10)
+        assert time.time() == clock.now() == FROZEN_EPOCH + 10
+    assert clock.now() == FROZEN_EPOCH + 10
+
+
+def test_the_event_loop_keeps_real_time_under_freeze():
+    clock = VirtualClock()
+
+    async def loop_time() -> float:
+        await asyncio.sleep(0)
+        return asyncio.get_running_loop().time()
+
+    with clock.freeze():
+        before = freezegun.api.real_monotonic()
+        loop_now = asyncio.run(loop_time())
+        assert before <= loop_now <= freezegun.api.real_monotonic()
+        assert time.monotonic() == DEFAULT_START
+
+
+def test_pytest_durations_keep_real_time_under_freeze():
+    from _pytest import timing
+
+    with VirtualClock().freeze():
+        assert timing.time() != time.time()
+        assert timing.perf_counter() != time.perf_counter()
+
+
+def test_freeze_from_the_fixture(dualcache_clock):
+    with dualcache_clock.freeze():
+        dualcache_clock.advance(60)
+        assert time.time() == DEFAULT_START + 60
+
+
 # --- the repository's rule: time only moves via the VirtualClock ------------------------------
 
 _SLEEP_CALL = re.compile(r"\btime\.sleep\(")

@@ -125,7 +125,7 @@ def test_the_suite_is_collected_through_public_hooks_under_its_package_name(pyte
     pytester.makepyfile(watcher=COLLECTION_WATCHER)
     pytester.makeini("[pytest]\npythonpath = .\n")
     result = pytester.runpytest_subprocess(
-        "-p", "watcher", "--dualcache", "--collect-only", "-q", "-k", "FB_1"
+        "-p", "watcher", "--dualcache", "--collect-only", "-q", "-k", "FB_1_flag_off"
     )
     result.stdout.fnmatch_lines(
         [
