@@ -11,7 +11,7 @@ import pytest
 from pytest_dualcache.plugin import CONTRACT_HARNESS_KEY, SETTINGS_KEY
 from pytest_dualcache.settings import DualCacheSettings
 
-from .clauses import clause_header
+from .clauses import clause_guide, clause_header
 from .fallback import FallbackClauses
 from .flip import FlipClauses
 from .harness import ContractHarness, Factory
@@ -38,6 +38,7 @@ class ClauseReporter:
         if report.failed and call.when == "call" and marker is not None:
             harness = item.stash.get(CONTRACT_HARNESS_KEY, None)
             story = harness.transcript() if harness is not None else "(no operations recorded)"
+            story += "\n\n" + clause_guide(marker.args[0])
             title = clause_header(marker.args[0])
             if hasattr(report.longrepr, "addsection"):
                 report.longrepr.addsection(title, story)  # type: ignore[union-attr]

@@ -78,3 +78,11 @@ def clause(clause_id: str) -> Callable[[F], F]:
 def clause_header(clause_id: str) -> str:
     """The first lines of a failure report: which clause broke and what it promises."""
     return f"dualcache contract clause {clause_id} broken: {CLAUSES[clause_id]}"
+
+
+def clause_guide(clause_id: str) -> str:
+    """The last line of a failure report: where the clause is explained, and how to meet it."""
+    return (
+        f"Why {clause_id} exists and the smallest behaviour that meets it: "
+        f"docs/contract.md#{clause_id.lower()} (in the pytest-dualcache repository)"
+    )

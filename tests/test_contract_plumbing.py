@@ -330,6 +330,7 @@ def test_a_broken_dal_fails_with_the_clause_its_statement_and_the_operations(dal
             "*CACHE_KV put * B: ok",
             "*A.get(*)  [[]flag routes to KV]  -> *",
             "*CACHE_KV get * B: ok",
+            "Why TTL-1 exists and the smallest behaviour that meets it: docs/contract.md#ttl-1*",
         ]
     )
     result.stdout.fnmatch_lines([f"FAILED {SUITE}test_TTL_1_*[[]broken-*-kv]*"])

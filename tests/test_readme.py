@@ -35,3 +35,11 @@ def test_the_clause_table_states_every_clause_as_the_suite_does():
     readme = (ROOT / "README.md").read_text()
     for clause_id, statement in CLAUSES.items():
         assert f"| {clause_id} | {statement} |" in readme, f"README clause row for {clause_id}"
+
+
+def test_every_clause_has_the_docs_section_its_failure_message_points_at():
+    from pytest_dualcache.contracts.clauses import CLAUSES
+
+    guide = (ROOT / "docs" / "contract.md").read_text()
+    sections = set(re.findall(r"^### (\S+)$", guide, re.MULTILINE))
+    assert set(CLAUSES) <= sections, f"no section for {sorted(set(CLAUSES) - sections)}"
