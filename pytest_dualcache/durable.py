@@ -7,7 +7,9 @@ entry is kept is in ``do_entries``). Every name stays importable from here.
 
 Threads: each public operation of a ``DurableObjectCache`` (``set``, ``get``, ``delete``,
 ``list``, ``stats``, ``clear``) holds the cache's ``RLock`` from admission through recording,
-so operations on one cache never interleave (``_serialized`` is that rule, in one place).
+so operations on one cache never interleave. Each is written as ``with self._lock: try:
+... except BaseException as exc: self._record_failure(op, subject, exc); raise``: a failed
+operation is one ledger row, whatever refused it, and ``_record_failure`` is that row.
 
 A redis engine whose server stops answering raises ``DurableObjectError`` at the operation,
 recorded in the ledger as a failed DO operation; ``lost_servers()`` lists the servers lost.
@@ -16,14 +18,13 @@ recorded in the ledger as a failed DO operation; ``lost_servers()`` lists the se
 from __future__ import annotations
 
 import builtins
-import functools
 import json
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring
-from typing import Any, Final, Protocol, TypeVar
+from typing import Final, Protocol
 
 from pytest_dualcache.clock import VirtualClock
 from pytest_dualcache.do_entries import (
@@ -62,8 +63,6 @@ __all__ = [
     "forget_lost_servers",
     "lost_servers",
 ]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: Operations that can fail (``stats`` never does).
 OPERATIONS: Final = frozenset({"get", "set", "delete", "list"})
@@ -144,32 +143,6 @@ class MemoryEngine:
         return len(self._data)
 
 
-def _serialized(method: F) -> F:
-    """``method`` under the cache's lock; if it is an operation that failed, one failed record.
-
-    The locking rule of the module docstring lives here, and so does the recording of every
-    failure (a refused key, ttl or value, an injected fault, the throughput limit, a lost
-    server): a failed operation is one ledger row, whatever refused it.
-    """
-    op = method.__name__
-    recorded = op in OPERATIONS
-    subject_name = "prefix" if op == "list" else "key"
-
-    @functools.wraps(method)
-    def run(self: DurableObjectCache, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            try:
-                return method(self, *args, **kwargs)
-            except BaseException as exc:
-                if recorded:
-                    subject = args[0] if args else kwargs.get(subject_name)
-                    key = "" if subject is None and op == "list" else key_text(subject)
-                    self._ledger.record(op, key, self._clock.now(), 0, False, exc)
-                raise
-
-    return run  # type: ignore[return-value]
-
-
 class DurableObjectCache(InjectsFaults):
     """One Durable Object cache: get/set/delete/list with exact TTLs on a VirtualClock.
 
@@ -224,7 +197,7 @@ class DurableObjectCache(InjectsFaults):
         self._hits = self._misses = self._evictions = 0
         self._window = -math.inf
         self._window_count = 0
-        self._lock = threading.RLock()  # see the module docstring: one rule, in _serialized
+        self._lock = threading.RLock()  # see the module docstring: every operation holds it
 
     @property
     def engine(self) -> DOEngine:
@@ -243,103 +216,125 @@ class DurableObjectCache(InjectsFaults):
 
     # --- operations ---------------------------------------------------------------------
 
-    @_serialized
     def set(self, key: str, value: object, *, ttl: float) -> None:
         """Store JSON data ``value`` under ``key`` for ``ttl`` seconds; overwriting restarts it."""
-        now = self._clock.now()
-        if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
-            key = checked_key(key)
-        if type(ttl) not in _TTL_TYPES or not 0 < ttl <= MAX_TTL:
-            ttl = checked_ttl(ttl)
-        if type(value) is str and len(value) <= _STR_FAST_CHARS:
-            text = encode_basestring(value)
-            entry = (value, False, now + ttl, len(text) if text.isascii() else len(utf8(text)))
-        else:
-            entry = encode_value(value, now + ttl)
-        if self._guarded or self.faults.active:
-            self._admit("set", now)
-        previous = self._engine.set(key, entry)
-        if previous is not None and now >= previous[2]:
-            self._evictions += 1
-        self._ledger.record("set", key, now, entry[3], True, None)
+        with self._lock:
+            try:
+                now = self._clock.now()
+                if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
+                    key = checked_key(key)
+                if type(ttl) not in _TTL_TYPES or not 0 < ttl <= MAX_TTL:
+                    ttl = checked_ttl(ttl)
+                if type(value) is str and len(value) <= _STR_FAST_CHARS:
+                    text = encode_basestring(value)
+                    nbytes = len(text) if text.isascii() else len(utf8(text))
+                    entry = (value, False, now + ttl, nbytes)
+                else:
+                    entry = encode_value(value, now + ttl)
+                if self._guarded or self.faults.active:
+                    self._admit("set", now)
+                previous = self._engine.set(key, entry)
+                if previous is not None and now >= previous[2]:
+                    self._evictions += 1
+                self._ledger.record("set", key, now, entry[3], True, None)
+            except BaseException as exc:
+                self._record_failure("set", key, exc)
+                raise
 
-    @_serialized
     def get(self, key: str) -> object | None:
         """The value stored under ``key`` (a fresh copy), or None on a miss or once expired."""
-        now = self._clock.now()
-        if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
-            key = checked_key(key)
-        if self._guarded or self.faults.active:
-            self._admit("get", now)
-        entry = self._engine_get(key)
-        if entry is None:
-            self._misses += 1
-            self._ledger.record("get", key, now, 0, True, None)
-            return None
-        if now >= entry[2]:
-            self._engine.delete(key)
-            self._evictions += 1
-            self._misses += 1
-            self._ledger.record("get", key, now, 0, True, None)
-            return None
-        self._hits += 1
-        self._ledger.record("get", key, now, entry[3], True, None)
-        return json.loads(entry[0]) if entry[1] else entry[0]
+        with self._lock:
+            try:
+                now = self._clock.now()
+                if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
+                    key = checked_key(key)
+                if self._guarded or self.faults.active:
+                    self._admit("get", now)
+                entry = self._engine_get(key)
+                if entry is not None and now >= entry[2]:
+                    self._engine.delete(key)
+                    self._evictions += 1
+                    entry = None
+                if entry is None:
+                    self._misses += 1
+                    self._ledger.record("get", key, now, 0, True, None)
+                    return None
+                self._hits += 1
+                self._ledger.record("get", key, now, entry[3], True, None)
+                return json.loads(entry[0]) if entry[1] else entry[0]
+            except BaseException as exc:
+                self._record_failure("get", key, exc)
+                raise
 
-    @_serialized
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if a live entry was removed (an expired one counts as absent)."""
-        now = self._clock.now()
-        if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
-            key = checked_key(key)
-        if self._guarded or self.faults.active:
-            self._admit("delete", now)
-        removed = self._engine.delete(key)
-        live = removed is not None and now < removed[2]
-        if removed is not None and not live:
-            self._evictions += 1
-        self._ledger.record("delete", key, now, 0, True, None)
-        return live
+        with self._lock:
+            try:
+                now = self._clock.now()
+                if type(key) is not str or not key or len(key) > _KEY_FAST_CHARS:
+                    key = checked_key(key)
+                if self._guarded or self.faults.active:
+                    self._admit("delete", now)
+                removed = self._engine.delete(key)
+                live = removed is not None and now < removed[2]
+                if removed is not None and not live:
+                    self._evictions += 1
+                self._ledger.record("delete", key, now, 0, True, None)
+                return live
+            except BaseException as exc:
+                self._record_failure("delete", key, exc)
+                raise
 
-    @_serialized
     def list(self, prefix: str | None = None) -> builtins.list[str]:
         """Live keys starting with ``prefix``, sorted by code point (= UTF-8 byte) order."""
-        now = self._clock.now()
-        if prefix is None:
-            prefix = ""
-        elif not isinstance(prefix, str):
-            raise DurableObjectLimitError(
-                f"list() prefix must be a str or None, got {type(prefix).__name__} {prefix!r}"
-            )
-        if self._guarded or self.faults.active:
-            self._admit("list", now)
-        keys = self._live_keys(prefix, now)
-        keys.sort()
-        self._ledger.record("list", prefix, now, 0, True, None)
-        return keys
+        with self._lock:
+            try:
+                now = self._clock.now()
+                if prefix is None:
+                    prefix = ""
+                elif not isinstance(prefix, str):
+                    raise DurableObjectLimitError(
+                        "list() prefix must be a str or None, "
+                        f"got {type(prefix).__name__} {prefix!r}"
+                    )
+                if self._guarded or self.faults.active:
+                    self._admit("list", now)
+                keys = self._live_keys(prefix, now)
+                keys.sort()
+                self._ledger.record("list", prefix, now, 0, True, None)
+                return keys
+            except BaseException as exc:
+                self._record_failure("list", prefix, exc)
+                raise
 
-    @_serialized
     def stats(self) -> DOStats:
         """Hits, misses, hit rate, live entries and TTL evictions (fails only if storage does)."""
-        size = len(self._live_keys("", self._clock.now()))
-        gets = self._hits + self._misses
-        return DOStats(
-            hits=self._hits,
-            misses=self._misses,
-            hit_rate=self._hits / gets if gets else 0.0,
-            size=size,
-            evictions=self._evictions,
-        )
+        with self._lock:
+            size = len(self._live_keys("", self._clock.now()))
+            gets = self._hits + self._misses
+            return DOStats(
+                hits=self._hits,
+                misses=self._misses,
+                hit_rate=self._hits / gets if gets else 0.0,
+                size=size,
+                evictions=self._evictions,
+            )
 
-    @_serialized
     def clear(self) -> None:
         """Drop every entry and zero the stats and the throughput window (faults stay)."""
-        self._engine.clear()
-        self._hits = self._misses = self._evictions = 0
-        self._window = -math.inf
-        self._window_count = 0
+        with self._lock:
+            self._engine.clear()
+            self._hits = self._misses = self._evictions = 0
+            self._window = -math.inf
+            self._window_count = 0
 
     # --- internals ----------------------------------------------------------------------
+
+    def _record_failure(self, op: str, subject: object, exc: BaseException) -> None:
+        """The one ledger row of a failed operation: a refused key, ttl or value, an injected
+        fault, the throughput limit or a lost server (``subject``: its key or list prefix)."""
+        key = "" if subject is None and op == "list" else key_text(subject)
+        self._ledger.record(op, key, self._clock.now(), 0, False, exc)
 
     def _admit(self, op: str, now: float) -> None:
         """Raise an injected failure or a throughput refusal, else count the call."""

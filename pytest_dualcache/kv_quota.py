@@ -17,6 +17,9 @@ from .limits import (
     KVPlan,
 )
 
+#: The quota kind ("read", "write", ...) each operation counts against.
+_QUOTA_OF = {method: kind.quota for method, kind in KV_OPERATIONS.items()}
+
 
 class DailyQuota:
     """Operations a plan allows per UTC day of the virtual clock, and today's use by kind."""
@@ -28,27 +31,29 @@ class DailyQuota:
         self.limits = KV_DAILY_QUOTAS[plan]
         self._day_start = 0.0
         self._day_end = 0.0
-        self._used = {kind.quota: 0 for kind in KV_OPERATIONS.values()}
+        self._used = dict.fromkeys(_QUOTA_OF.values(), 0)
 
     def check(self, method: str, now: float) -> None:
         """Raise ``KVQuotaError`` if today's quota of ``method`` (get, put...) is used up."""
-        self._roll_day(now)
-        quota = KV_OPERATIONS[method].quota
-        if self.limits is not None and self._used[quota] >= self.limits[quota]:
-            raise KVQuotaError(KV_QUOTA_STATUS, KV_QUOTA_MESSAGE.format(method=method))
+        if not self._day_start <= now < self._day_end:
+            self._start_day(now)
+        if self.limits is not None:
+            quota = _QUOTA_OF[method]
+            if self._used[quota] >= self.limits[quota]:
+                raise KVQuotaError(KV_QUOTA_STATUS, KV_QUOTA_MESSAGE.format(method=method))
 
     def count(self, method: str) -> None:
         """Count one successful ``method`` against today (after ``check`` passed)."""
-        self._used[KV_OPERATIONS[method].quota] += 1
+        self._used[_QUOTA_OF[method]] += 1
 
     def used_today(self, now: float) -> dict[str, int]:
         """Successful operations of the UTC day of ``now``, by quota kind."""
-        self._roll_day(now)
+        if not self._day_start <= now < self._day_end:
+            self._start_day(now)
         return dict(self._used)
 
-    def _roll_day(self, now: float) -> None:
-        """Start a new UTC day (all counts 0) when ``now`` left the current one."""
-        if not self._day_start <= now < self._day_end:
-            self._day_start = now - now % SECONDS_PER_DAY
-            self._day_end = self._day_start + SECONDS_PER_DAY
-            self._used = dict.fromkeys(self._used, 0)
+    def _start_day(self, now: float) -> None:
+        """Start the UTC day of ``now``, all counts 0 (``now`` left the current day)."""
+        self._day_start = now - now % SECONDS_PER_DAY
+        self._day_end = self._day_start + SECONDS_PER_DAY
+        self._used = dict.fromkeys(self._used, 0)

@@ -20,6 +20,11 @@ from .limits import (
     KV_MIN_EXPIRATION_TTL_S,
 )
 
+#: What a numeric option may be (bool is an int). Tuples made once: ``int | float | str``
+#: in a function builds a new union on every call.
+_OPTION_TYPES = (int, float, str)
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
 
 def check_option_type(method: str, name: str, raw: object) -> None:
     """Refuse a numeric option of a type a Python Worker cannot pass to the binding.
@@ -27,7 +32,7 @@ def check_option_type(method: str, name: str, raw: object) -> None:
     JavaScript would read any other object (a ``Decimal``, a list) as NaN, that is 0, and
     the error would then name a 0 the caller never gave; so it is a TypeError naming both.
     """
-    if raw is not None and not isinstance(raw, int | float | str):  # bool is an int
+    if raw is not None and not isinstance(raw, _OPTION_TYPES):
         raise TypeError(
             f"KV {method}() {name} must be an int, float, str or bool, got {type(raw).__name__}"
         )
@@ -62,7 +67,7 @@ def stored_value(value: object) -> tuple[str | bytes, int]:
     if isinstance(value, str):
         text = str.__str__(value)
         return text, utf8_length(text)
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, _BYTES_LIKE):
         data = bytes(value)
         return data, len(data)
     raise TypeError(

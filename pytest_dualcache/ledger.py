@@ -1,9 +1,11 @@
 """Operation records and caller attribution, shared by the KV and Durable Object emulators.
 
-A ``Ledger`` is one store's log: ``Ledger.record`` builds each ``OperationRecord`` (the one
-place a row is made), and ``capture_caller`` (the one place a caller is found) says which
-code asked for it and, for a KV write while writes are classified, which registered
-data-access (DAL) module its stack went through, or that it went through none (a bypass).
+A ``Ledger`` is one store's log. ``Ledger.record`` makes each row, a plain tuple in
+``OperationRecord``'s field order, and ``Ledger.since`` turns rows into ``OperationRecord``s
+when they are read: the one place each happens. ``capture_caller`` (the one place a caller
+is found; ``Ledger.record`` runs the same walk) says which code asked for an operation and,
+for a KV write while writes are classified, which registered data-access (DAL) module its
+stack went through, or that it went through none (a bypass).
 
 Work a DAL schedules to run later (a coroutine of the async Workers face run as a task, a
 job on a thread pool) runs through ``run_as``, which carries the caller captured when the
@@ -19,7 +21,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
-from types import FrameType
+from types import CodeType, FrameType
 from typing import NamedTuple, TypeVar
 
 from .limits import KV_OPERATIONS
@@ -64,7 +66,7 @@ class Caller(NamedTuple):
 
 
 class OperationRecord(NamedTuple):
-    """One KV or Durable Object operation, successful or not."""
+    """One KV or Durable Object operation, successful or not (``Ledger.since`` makes them)."""
 
     store: str
     op: str
@@ -118,6 +120,11 @@ def run_as(caller: Caller, work: Callable[..., _T], /, *args: object, **kwargs: 
 
 _RUN_AS_CODE = run_as.__code__
 
+#: One CallSite per source location, made once: ``(id(code), f_lasti)`` -> ``(code, site)``.
+#: A code object's instruction offset fixes its line; the entry holds the code object, so
+#: its id cannot be reused by another while the entry exists.
+_CALL_SITES: dict[tuple[int, int], tuple[CodeType, CallSite]] = {}
+
 
 def capture_caller(*, classify: bool = False, stacklevel: int = 1) -> Caller:
     """The caller of an operation, found by walking the stack from ``stacklevel``.
@@ -129,9 +136,13 @@ def capture_caller(*, classify: bool = False, stacklevel: int = 1) -> Caller:
     frame, since nothing above it can be a DAL. A walk that reaches ``run_as`` takes what
     it has not found from the logical caller of the scheduled work.
     """
+    return Caller(*_find_caller(classify, stacklevel + 1))
+
+
+def _find_caller(classify: bool, stacklevel: int) -> tuple[CallSite, str | None]:
+    """``capture_caller``'s walk (same ``stacklevel``), as a plain ``(call_site, via)`` pair."""
     recorder = current_recorder()
     searching_dal = classify and recorder.classifying
-    test_code = recorder.test_code
     call_site: CallSite | None = None
     via: str | None = "" if searching_dal else None
     frame: FrameType | None = sys._getframe(stacklevel)
@@ -144,18 +155,22 @@ def capture_caller(*, classify: bool = False, stacklevel: int = 1) -> Caller:
                 via = (logical.via or "") if searching_dal else via
             break
         if call_site is None and code.co_filename not in _INTERNAL_FILES:
-            line = frame.f_lineno or code.co_firstlineno
-            call_site = CallSite(code.co_filename, line, code.co_name)
+            known = _CALL_SITES.get((id(code), frame.f_lasti))
+            if known is None:
+                line = frame.f_lineno or code.co_firstlineno
+                known = (code, CallSite(code.co_filename, line, code.co_name))
+                _CALL_SITES[id(code), frame.f_lasti] = known
+            call_site = known[1]
         if searching_dal:
             module = recorder.dal_module(frame.f_globals.get("__name__", ""))
             if module is not None:
                 via, searching_dal = module, False
-            elif code is test_code:
+            elif code is recorder.test_code:
                 searching_dal = False  # nothing above the test function is a DAL
         if call_site is not None and not searching_dal:
             break
         frame = frame.f_back
-    return Caller(call_site or UNKNOWN_CALL_SITE, via)
+    return call_site or UNKNOWN_CALL_SITE, via
 
 
 def require_kind(ledger: Ledger, kind: str, owner: str) -> Ledger:
@@ -178,7 +193,7 @@ class Ledger:
         "_next_number",
         "_numbered_from",
         "_numbers",
-        "_records",
+        "_rows",
         "enabled",
         "serial",
         "store",
@@ -187,7 +202,8 @@ class Ledger:
     def __init__(self, store: str, *, kind: str = "kv", enabled: bool = True) -> None:
         self.store = store
         self._kind = kind
-        self._records: list[OperationRecord] = []
+        #: Each operation's fields in ``OperationRecord``'s order (see ``record``).
+        self._rows: list[tuple[object, ...]] = []
         self._numbers: list[int] | None = None  # see number_operations
         self._numbered_from = 0
         #: Whether operations are recorded.
@@ -234,16 +250,17 @@ class Ledger:
         """
         if not self.enabled:
             return
-        kind, store = self._kind, self.store
-        call_site, via = capture_caller(classify=kind == "kv" and op in KV_WRITES, stacklevel=3)
-        # Positional: this runs on every KV and DO operation.
+        kind = self._kind
+        call_site, via = _find_caller(kind == "kv" and op in KV_WRITES, 3)
+        # A plain tuple in OperationRecord's field order, made into one when read (``since``):
+        # this runs on every KV and DO operation, and a tuple costs a fraction of a NamedTuple.
         if error is None:
-            record = OperationRecord(store, op, key, at, nbytes, ok, None, call_site, via, kind)
+            row = (self.store, op, key, at, nbytes, ok, None, call_site, via, kind, None, None)
         else:
             failure = error if isinstance(error, BaseException) else None
             status = getattr(failure, "status", None)
-            record = OperationRecord(
-                store,
+            row = (
+                self.store,
                 op,
                 key,
                 at,
@@ -256,17 +273,17 @@ class Ledger:
                 None if failure is None else type(failure).__name__,
                 status if type(status) is int else None,
             )
-        self._records.append(record)
+        self._rows.append(row)
         if self._numbers is not None:
             self._numbers.append(self._next_number())
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._rows)
 
     @property
     def position(self) -> int:
         """How many operations were ever recorded: a mark that survives ``clear()``."""
-        return self._dropped + len(self._records)
+        return self._dropped + len(self._rows)
 
     def __iter__(self) -> Iterator[OperationRecord]:
         return iter(self.since(0))
@@ -278,16 +295,16 @@ class Ledger:
 
     def since(self, index: int) -> list[OperationRecord]:
         """Operations recorded after the first ``index`` ones (pair with ``position``)."""
-        return self._records[max(0, index - self._dropped) :]
+        return list(map(OperationRecord._make, self._rows[max(0, index - self._dropped) :]))
 
     def counts(self, *, ok: bool | None = None) -> Counter[str]:  # since the last clear()
         """Number of operations by kind, optionally only successful (``ok=True``) or failed."""
-        return Counter(r.op for r in self._records if ok is None or r.ok is ok)
+        return Counter(r.op for r in self.records if ok is None or r.ok is ok)
 
     def clear(self) -> None:
         """Forget every record (the store's contents are untouched); positions keep counting."""
-        self._dropped += len(self._records)
-        self._records.clear()
+        self._dropped += len(self._rows)
+        self._rows.clear()
 
     def __repr__(self) -> str:
         return f"<Ledger {self.store}: {len(self)} operations>"

@@ -114,3 +114,16 @@ def test_numbering_survives_turning_recording_off_and_on_and_a_clear():
     _store_operation(ledger, op="put", key="b", at=0.0, nbytes=1, ok=True)
     assert [record.key for record in ledger.since(1)] == ["b"]
     assert (ledger.number_of(0), ledger.number_of(1)) == (10, 11)
+
+
+def test_each_call_line_keeps_its_own_line_however_often_it_runs():
+    # Call sites are made once per source location: a repeat reuses it, another line gets its own.
+    ledger = Ledger("CACHE_KV")
+    first = sys._getframe().f_lineno + 2
+    for _ in range(3):
+        _store_operation(ledger, op="put", key="a", at=0.0, nbytes=1, ok=True)
+    _store_operation(ledger, op="put", key="b", at=0.0, nbytes=1, ok=True)
+    lines = [record.call_site.lineno for record in ledger.records]
+    assert lines == [first, first, first, first + 1]
+    assert all(isinstance(record, OperationRecord) for record in ledger)
+    assert ledger.since(3) == ledger.records[3:]
