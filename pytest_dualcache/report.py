@@ -127,7 +127,14 @@ def summarize(
 
 def bypass_entry(record: OperationRecord, rootdir: Path) -> dict[str, str]:
     """How a bypassing KV write appears in the report."""
-    return {"op": record.op, "key": record.key, "caller": call_site_text(record, rootdir)}
+    caller = call_site_text(record, rootdir)
+    return {"op": record.op, "key": shown_key(record.key), "caller": caller}
+
+
+def shown_key(key: str) -> str:
+    """``key`` as text any UTF-8 channel carries (xdist's, a JSON file): a lone surrogate, which
+    KV accepts in a key, shows as its escape (``\\ud800``); every other key is unchanged."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass

@@ -901,3 +901,24 @@ def test_a_ledger_filled_by_hand_with_unknown_operations_never_breaks_the_report
     result.stdout.fnmatch_lines(
         ["KV operations: 0 reads, 1 writes, 0 deletes, 0 lists over 1 tests"]
     )
+
+
+SURROGATE_KEY_TESTS = textwrap.dedent(
+    """
+    def test_lone_surrogate_key(kv_namespace):
+        kv_namespace.put("k\\ud800", "v")  # KV accepts lone surrogates in keys
+    """
+)
+
+
+def test_a_bypass_to_a_lone_surrogate_key_reaches_the_controller_under_xdist(pytester):
+    # xdist's channel carries only UTF-8: the key shows as its escape, and no worker crashes.
+    _project(pytester, test_surrogate=SURROGATE_KEY_TESTS)
+    result = pytester.runpytest_subprocess(
+        "--dualcache", *SKIP_SUITE, *LEAN, "-n", "2", "--dualcache-report=surrogate.json"
+    )
+    result.assert_outcomes(failed=1)  # a rejected bypass, reported as one
+    report = json.loads((pytester.path / "surrogate.json").read_text())
+    (entry,) = [t for t in report["tests"].values() if t["bypasses"]["rejected"]]
+    assert entry["bypasses"]["rejected"][0]["key"] == "k\\ud800"
+    assert report["crashed_workers"] == []
