@@ -98,8 +98,13 @@ class KVEntries:
     def write_copy(
         self, key: str, text: str, *, expires_at: float, generation: int, stamp: list[float]
     ) -> None:
-        """Put a fallback copy: ``text`` of a put the DO refused, kept until ``expires_at``."""
-        ttl = max(1, math.ceil(expires_at - self.env.clock.now()))
+        """Put a fallback copy: ``text`` of a put the DO refused, readable until ``expires_at``.
+
+        KV keeps the copy at least as long as a tombstone, past its logical expiry: repair
+        must still find it after a long outage, or the DO's older value of the key would be
+        read again once its short-lived successor had gone from KV.
+        """
+        ttl = max(TOMBSTONE_TTL_S, math.ceil(expires_at - self.env.clock.now()))
         self.write(
             key,
             text,

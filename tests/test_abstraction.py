@@ -431,6 +431,21 @@ def test_a_failing_do_put_falls_back_to_kv_and_degrades_the_marker(env, cache):
     assert marker(env)["degraded"] is True
 
 
+def test_a_short_put_that_expired_during_a_long_outage_does_not_bring_back_the_older_value(env):
+    # The fallback copy must outlive its logical TTL in KV until repair: had KV dropped it at
+    # max(60, ttl + 1) s, repair would never learn that the DO's older value was overwritten.
+    cache = CacheAbstraction(env)
+    cache.put("k", "v1", ttl=3600)
+    env.do.fail()
+    assert cache.put("k", "v2", ttl=5).success
+    env.clock.advance(120)
+    env.do.recover()
+    env.clock.advance(REPAIR_BACKOFF_MAX_S)
+    assert cache.get("k") is None
+    assert CacheAbstraction(env).get("k") is None, "a fresh instance too"
+    assert "k" not in env.kv, "repair dropped the copy"
+
+
 @pytest.mark.parametrize("error", ["overloaded", "timeout"])
 def test_a_failing_do_get_falls_back_to_kv_and_never_raises(env, cache, error):
     cache.put("on-do", "d")
