@@ -100,6 +100,7 @@ class ContractHarness:
     _loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
     _started_at: float = field(init=False, default=0.0)
     _earlier_envs_seconds: float = field(init=False, default=0.0)
+    _closed_at: float | None = field(init=False, default=None)  # simulated seconds at close
 
     def __post_init__(self) -> None:
         self.reset()
@@ -128,6 +129,8 @@ class ContractHarness:
     @property
     def simulated_seconds(self) -> float:
         """Virtual time this harness has lived through, over every env it reset to."""
+        if self._closed_at is not None:
+            return self._closed_at
         return self._earlier_envs_seconds + self.clock.now() - self._started_at
 
     @property
@@ -260,7 +263,8 @@ class ContractHarness:
         return self._loop.run_until_complete(value)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        """Release the env and the event loop."""
+        """Release the env and the event loop; ``simulated_seconds`` stays what it was."""
+        self._closed_at = self.simulated_seconds
         self.env.close()
         if self._loop is not None:
             self._loop.close()

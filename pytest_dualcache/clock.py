@@ -165,6 +165,16 @@ class ClockFreeze:
         if outer is not None:
             outer.move_to(reached)
 
+    def follow(self, clock: VirtualClock) -> None:
+        """Stay frozen, now at ``clock``'s time, leaving the clock followed so far at the time it
+        reached: consecutive tests share one freeze, since starting one walks every module."""
+        if self._freezer is None:
+            raise RuntimeError("this freeze is not active; start() it first")
+        reached: _dt.datetime = self._factory()
+        self._clock._set_own((reached - _UNIX_EPOCH).total_seconds())
+        self._clock = clock
+        self._factory.move_to(_UNIX_EPOCH + _dt.timedelta(microseconds=clock._now_us))
+
     def __enter__(self) -> ClockFreeze:
         return self.start()
 

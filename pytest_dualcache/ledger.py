@@ -141,13 +141,16 @@ def capture_caller(*, classify: bool = False, stacklevel: int = 1) -> Caller:
 
 def _find_caller(classify: bool, stacklevel: int) -> tuple[CallSite, str | None]:
     """``capture_caller``'s walk (same ``stacklevel``), as a plain ``(call_site, via)`` pair."""
+    frame = sys._getframe(stacklevel)
+    if not classify and frame.f_code.co_filename not in _INTERNAL_FILES:
+        return _call_site(frame), None  # the usual case: user code called the store
     recorder = current_recorder()
     searching_dal = classify and recorder.classifying
     call_site: CallSite | None = None
     via: str | None = "" if searching_dal else None
-    frame: FrameType | None = sys._getframe(stacklevel)
-    while frame is not None:
-        code = frame.f_code
+    walking: FrameType | None = frame
+    while walking is not None:
+        code = walking.f_code
         if code is _RUN_AS_CODE:
             logical = LOGICAL_CALLER.get()
             if logical is not None:
@@ -155,22 +158,30 @@ def _find_caller(classify: bool, stacklevel: int) -> tuple[CallSite, str | None]
                 via = (logical.via or "") if searching_dal else via
             break
         if call_site is None and code.co_filename not in _INTERNAL_FILES:
-            known = _CALL_SITES.get((id(code), frame.f_lasti))
-            if known is None:
-                line = frame.f_lineno or code.co_firstlineno
-                known = (code, CallSite(code.co_filename, line, code.co_name))
-                _CALL_SITES[id(code), frame.f_lasti] = known
-            call_site = known[1]
+            call_site = _call_site(walking)
         if searching_dal:
-            module = recorder.dal_module(frame.f_globals.get("__name__", ""))
+            module = recorder.dal_module(walking.f_globals.get("__name__", ""))
             if module is not None:
                 via, searching_dal = module, False
             elif code is recorder.test_code:
                 searching_dal = False  # nothing above the test function is a DAL
         if call_site is not None and not searching_dal:
             break
-        frame = frame.f_back
+        walking = walking.f_back
     return call_site or UNKNOWN_CALL_SITE, via
+
+
+def _call_site(frame: FrameType) -> CallSite:
+    """The call site a frame is at, made once per source location (see ``_CALL_SITES``)."""
+    code = frame.f_code
+    known = _CALL_SITES.get((id(code), frame.f_lasti))
+    if known is None:
+        line = frame.f_lineno or code.co_firstlineno
+        known = _CALL_SITES[id(code), frame.f_lasti] = (
+            code,
+            CallSite(code.co_filename, line, code.co_name),
+        )
+    return known[1]
 
 
 def require_kind(ledger: Ledger, kind: str, owner: str) -> Ledger:

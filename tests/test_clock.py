@@ -360,6 +360,20 @@ def test_freeze_start_and_stop_without_a_with_block():
     assert repr(freeze) == "<ClockFreeze of VirtualClock(2026-01-05T00:00:05+00:00), stopped>"
 
 
+def test_a_freeze_follows_another_clock_and_leaves_the_first_at_the_time_it_reached():
+    first, second = VirtualClock(), VirtualClock(FROZEN_EPOCH)
+    freeze = first.freeze().start()
+    first.advance(30)
+    freeze.follow(second)
+    assert freeze.active and time.time() == FROZEN_EPOCH
+    second.advance(7)
+    freeze.stop()
+    assert first.now() == DEFAULT_START + 30
+    assert second.now() == FROZEN_EPOCH + 7
+    with pytest.raises(RuntimeError, match="not active"):
+        freeze.follow(first)
+
+
 def test_freeze_inside_freeze_time_starts_there_and_hands_its_time_back():
     clock = VirtualClock()
     with freezegun.freeze_time(FROZEN_AT):

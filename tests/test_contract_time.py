@@ -1,4 +1,4 @@
-"""Time in the user's code during contract tests: the env's clock, through one freeze per test.
+"""Time in the user's code during contract tests: the env's clock, through a shared freeze.
 
 A DAL timed by ``time.time()`` and ``datetime.now()`` passes the whole suite; the same DAL
 opted out with ``dualcache_real_time = True`` fails TTL-1 by name. A DAL whose reads back off
@@ -20,7 +20,7 @@ import pytest
 from pytest_dualcache.contracts.harness import ContractHarness
 
 from pytest_dualcache.abstraction import CacheAbstraction
-from pytest_dualcache.clock import DEFAULT_START
+from pytest_dualcache.clock import DEFAULT_START, ClockFreeze
 from pytest_dualcache.env import DualCacheEnv
 
 #: The reference with its clock swapped for the wall clock, as a hand-written DAL has it.
@@ -310,3 +310,50 @@ def test_reset_under_a_freeze_brings_time_time_back_to_the_start() -> None:
     assert harness.simulated_seconds == 130
     assert harness.clock.now() == DEFAULT_START + 30
     assert time.time() != DEFAULT_START + 30 and not freezegun.api.freeze_factories
+
+
+#: Contract tests of two classes with a test of the user's own between them.
+SHARED_FREEZE = """
+    import time
+
+    import freezegun.api
+    import pytest
+
+    from pytest_dualcache.abstraction import CacheAbstraction
+    from pytest_dualcache.contracts import DualCacheContract
+
+
+    class TestFirst(DualCacheContract):
+        @pytest.fixture
+        def make_dal(self):
+            return CacheAbstraction
+
+
+    def test_between_contract_tests_time_is_real():
+        assert not freezegun.api.freeze_factories
+        assert abs(time.time() - freezegun.api.real_time()) < 60
+
+
+    class TestSecond(TestFirst):
+        pass
+"""
+
+
+def test_consecutive_contract_tests_share_one_freeze_and_other_tests_keep_real_time(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts: list[float] = []
+    start = ClockFreeze.start
+
+    def counting_start(freeze: ClockFreeze) -> ClockFreeze:
+        starts.append(time.time())
+        return start(freeze)
+
+    monkeypatch.setattr(ClockFreeze, "start", counting_start)
+    pytester.makepyfile(test_shared=SHARED_FREEZE)
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "-k", "TTL_4 or TTL_1 or between"
+    )
+    result.assert_outcomes(passed=13)  # TTL-1 (4) and TTL-4 (2) twice, and the test between
+    assert len(starts) == 2, "one freeze for each run of consecutive contract tests"
+    assert not freezegun.api.freeze_factories, "the last contract test stopped the freeze"
