@@ -13,7 +13,7 @@ from pathlib import Path
 
 import freezegun
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_dualcache.clock import DEFAULT_START, VirtualClock
@@ -81,6 +81,7 @@ def test_sleep_advances_the_clock_and_returns_none():
     assert clock.now() == DEFAULT_START + 5
 
 
+@settings(max_examples=100)
 @given(st.lists(st.integers(min_value=0, max_value=10**12), max_size=20))
 def test_successive_advances_add_up_to_the_microsecond(steps_us):
     clock = VirtualClock()

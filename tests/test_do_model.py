@@ -154,6 +154,5 @@ class MemoryAndRedisEnginesAgree(RuleBasedStateMachine):
 
 
 TestMemoryAndRedisEnginesAgree = MemoryAndRedisEnginesAgree.TestCase
-TestMemoryAndRedisEnginesAgree.settings = settings(
-    max_examples=50, stateful_step_count=30, deadline=None
-)
+# max_examples from the loaded profile (tests/conftest.py): quick by default, deep in CI.
+TestMemoryAndRedisEnginesAgree.settings = settings(stateful_step_count=30, deadline=None)

@@ -35,9 +35,11 @@ def example(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_handwritten_dal_passes_every_contract_test(example: pytest.Pytester) -> None:
+def test_handwritten_dal_passes_every_contract_test(
+    example: pytest.Pytester, quick_suite_examples: str
+) -> None:
     result = example.runpytest_subprocess(
-        "--dualcache", "-v", "-p", "no:cacheprovider", "-p", "no:randomly"
+        "--dualcache", "-v", "-p", "no:cacheprovider", "-p", "no:randomly", quick_suite_examples
     )
     output = result.stdout.str()
     assert result.ret == pytest.ExitCode.OK, output[-3000:]

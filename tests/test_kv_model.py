@@ -323,7 +323,6 @@ class KVDifferential(RuleBasedStateMachine):
         assert len(self.kv.ledger) == self.operations
 
 
-KVDifferential.TestCase.settings = settings(
-    max_examples=50, stateful_step_count=30, deadline=None, database=None
-)
+# max_examples from the loaded profile (tests/conftest.py): quick by default, deep in CI.
+KVDifferential.TestCase.settings = settings(stateful_step_count=30, deadline=None, database=None)
 TestKVDifferential = KVDifferential.TestCase

@@ -37,8 +37,12 @@ def example(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_example_passes_the_contract_suite_and_its_kv_budgets(example: pytest.Pytester) -> None:
-    result = example.runpytest_subprocess("--dualcache", "-v", "-p", "no:cacheprovider")
+def test_example_passes_the_contract_suite_and_its_kv_budgets(
+    example: pytest.Pytester, quick_suite_examples: str
+) -> None:
+    result = example.runpytest_subprocess(
+        "--dualcache", "-v", "-p", "no:cacheprovider", quick_suite_examples
+    )
     outcomes = result.parseoutcomes()
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
     assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == 0

@@ -357,8 +357,8 @@ def test_report_header_shows_ini_settings(pytester):
         dualcache_kv_binding = MARKET_ANALYSIS_CACHE
         """
     )
-    pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest("--dualcache")
+    pytester.makepyfile(test_nothing="def test_nothing(): pass")
+    result = pytester.runpytest("--dualcache", "test_nothing.py")  # a file: no suite added
     result.stdout.fnmatch_lines(
         ["dualcache: KV plan paid, DO engine redis, bindings CACHE_DO/MARKET_ANALYSIS_CACHE, *"]
     )
