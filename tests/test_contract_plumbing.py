@@ -591,9 +591,11 @@ def test_a_pasted_suite_node_id_runs_that_test_alone(pytester):
     assert list(suite_ids(pytester.inline_run("--dualcache", node))) == [node]
 
 
-def test_a_pasted_suite_path_runs_the_whole_suite_and_nothing_else(pytester):
+def test_a_pasted_suite_path_runs_the_whole_suite_and_nothing_else(pytester, quick_suite_examples):
     pytester.makepyfile("def test_own(): pass")
-    reprec = pytester.inline_run("--dualcache", "pytest_dualcache/contracts/test_registered.py")
+    reprec = pytester.inline_run(
+        "--dualcache", quick_suite_examples, "pytest_dualcache/contracts/test_registered.py"
+    )
     ids = suite_ids(reprec)
     assert len(ids) > 100 and all(nodeid.startswith(SUITE) for nodeid in ids)
 

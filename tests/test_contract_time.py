@@ -182,10 +182,14 @@ def runs() -> dict[str, SuiteRun]:
 
 
 @pytest.fixture
-def wall_clock_run(runs: dict[str, SuiteRun], pytester: pytest.Pytester) -> SuiteRun:
+def wall_clock_run(
+    runs: dict[str, SuiteRun], pytester: pytest.Pytester, quick_suite_examples: str
+) -> SuiteRun:
     """The whole suite against the DAL timed by ``time.time()`` and ``datetime.now()``."""
     if "wall" not in runs:
-        runs["wall"] = run_suite(pytester, "--dualcache-factory=wall=dal_time:make_dal")
+        runs["wall"] = run_suite(
+            pytester, "--dualcache-factory=wall=dal_time:make_dal", quick_suite_examples
+        )
     return runs["wall"]
 
 
