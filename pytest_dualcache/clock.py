@@ -5,13 +5,18 @@ Time never passes on its own: tests move it with ``advance``/``sleep``/``set``. 
 its own, and moving the clock moves freezegun's time too, so ``time.time()`` and
 ``datetime.now()`` in user code agree with TTLs and rate limits in the emulators.
 ``VirtualClock.freeze()`` starts such a block at the clock's own time.
+
+Timers (``call_at``) run when the clock is moved past their time, in time order, each with
+the clock at its own time: how Durable Object alarms fire on virtual time.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import heapq
 import math
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -53,10 +58,13 @@ class VirtualClock:
     calls make exactly one second and a 1-second rate window or a TTL ends exactly on time.
     """
 
-    __slots__ = ("_now", "_now_us")
+    __slots__ = ("_now", "_now_us", "_timer_count", "_timers")
 
     def __init__(self, start: float = DEFAULT_START) -> None:
         self._set_own(_checked_epoch(start, "start"))
+        #: Pending timers, a heap by (due time, creation order); see ``call_at``.
+        self._timers: list[TimerHandle] = []
+        self._timer_count = 0
 
     def _set_own(self, epoch: float) -> None:
         self._now_us = round(epoch * _US)
@@ -71,14 +79,11 @@ class VirtualClock:
 
     def advance(self, seconds: float) -> float:
         """Move time forward by ``seconds`` (>= 0) and return the new time."""
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            raise TypeError(f"advance() takes a number of seconds, got {seconds!r}")
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(
-                f"advance() takes a finite, non-negative number of seconds, got {seconds!r}; "
-                "use set() to jump to an earlier instant"
-            )
-        _checked_epoch(self.now() + seconds, f"advance({seconds!r})")
+        self._check_advance(seconds)
+        if self._timers:
+            for timer in self._due_timers(self._now_in_us() + round(seconds * _US)):
+                _run_to_completion(timer, timer.callback())
+            return self.now()
         factory = _active_freezegun_factory()
         if factory is None:
             self._now_us += round(seconds * _US)
@@ -93,12 +98,79 @@ class VirtualClock:
 
     async def async_sleep(self, seconds: float, result: object = None) -> object:
         """Advance by ``seconds`` without blocking: a drop-in for ``asyncio.sleep``."""
-        self.advance(seconds)
+        await self.advance_async(seconds)
         return result
 
+    async def advance_async(self, seconds: float) -> float:
+        """``advance`` for async code: timers' coroutines are awaited on the running loop."""
+        if not self._timers:
+            return self.advance(seconds)
+        self._check_advance(seconds)
+        for timer in self._due_timers(self._now_in_us() + round(seconds * _US)):
+            result = timer.callback()
+            if isinstance(result, Awaitable):
+                await result
+        return self.now()
+
+    def _check_advance(self, seconds: float) -> None:
+        """Refuse what ``advance`` cannot take: a non-number, negative, or past year 9999."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise TypeError(f"advance() takes a number of seconds, got {seconds!r}")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(
+                f"advance() takes a finite, non-negative number of seconds, got {seconds!r}; "
+                "use set() to jump to an earlier instant"
+            )
+        _checked_epoch(self.now() + seconds, f"advance({seconds!r})")
+
+    def call_at(self, epoch: float, callback: Callable[[], object], name: str = "") -> TimerHandle:
+        """Call ``callback()`` once the clock is moved to ``epoch`` (at once if already past).
+
+        ``advance``/``sleep``/``set`` run due timers in time order, the clock set to each
+        one's time first. A callback may return an awaitable: ``advance_async`` awaits it,
+        ``advance`` runs it on a fresh event loop (an error while one is running). ``name``
+        says what the timer is in that error.
+        """
+        due_us = round(_checked_epoch(epoch, "call_at()") * _US)
+        self._timer_count += 1
+        timer = TimerHandle(due_us, self._timer_count, callback, name)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    def _now_in_us(self) -> int:
+        """The current time in whole microseconds (freezegun's, when one is active)."""
+        if _active_freezegun_factory() is None:
+            return self._now_us
+        return round(self.now() * _US)
+
+    def _due_timers(self, target_us: int) -> Iterator[TimerHandle]:
+        """Timers due by ``target_us``, in order, the clock moved to each; then to the target."""
+        timers = self._timers
+        while timers and timers[0].due_us <= target_us:
+            timer = heapq.heappop(timers)
+            if not timer.cancelled:
+                if timer.due_us > self._now_in_us():
+                    self._move_to_us(timer.due_us)
+                yield timer
+        if target_us > self._now_in_us():
+            self._move_to_us(target_us)
+
+    def _move_to_us(self, epoch_us: int) -> None:
+        """Jump to ``epoch_us`` (exact microseconds), freezegun's time too when one is active."""
+        factory = _active_freezegun_factory()
+        if factory is None:
+            self._now_us = epoch_us
+            self._now = epoch_us / _US
+        else:
+            factory.move_to(_UNIX_EPOCH + _dt.timedelta(microseconds=epoch_us))
+
     def set(self, epoch: float) -> None:
-        """Jump to ``epoch`` seconds, forwards or backwards."""
+        """Jump to ``epoch`` seconds, forwards or backwards (forwards runs due timers)."""
         epoch = _checked_epoch(epoch, "set()")
+        if self._timers and epoch > self.now():
+            for timer in self._due_timers(round(epoch * _US)):
+                _run_to_completion(timer, timer.callback())
+            return
         factory = _active_freezegun_factory()
         if factory is None:
             self._set_own(epoch)
@@ -188,6 +260,61 @@ class ClockFreeze:
 
     def __repr__(self) -> str:
         return f"<ClockFreeze of {self._clock!r}, {'active' if self.active else 'stopped'}>"
+
+
+class TimerHandle:
+    """A callback a ``VirtualClock`` runs at ``due_us`` (epoch microseconds); ``cancel()`` it."""
+
+    __slots__ = ("callback", "cancelled", "due_us", "name", "order")
+
+    def __init__(self, due_us: int, order: int, callback: Callable[[], object], name: str) -> None:
+        self.due_us = due_us
+        self.order = order
+        self.callback = callback
+        self.name = name
+        self.cancelled = False
+
+    @property
+    def when(self) -> float:
+        """When it is due, in epoch seconds."""
+        return self.due_us / _US
+
+    def cancel(self) -> None:
+        """Never run it (a no-op once it has run)."""
+        self.cancelled = True
+
+    def __lt__(self, other: TimerHandle) -> bool:
+        return (self.due_us, self.order) < (other.due_us, other.order)
+
+    def __repr__(self) -> str:
+        state = " cancelled" if self.cancelled else ""
+        return f"<TimerHandle {self.name or self.callback!r} at {self.when}{state}>"
+
+
+def _run_to_completion(timer: TimerHandle, result: object) -> None:
+    """Finish what a timer returned from a sync ``advance``/``set``: an awaitable runs on a
+    fresh event loop, which needs no loop to be running in this thread."""
+    if not isinstance(result, Awaitable):
+        return
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_awaited(result))
+        return
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()  # never awaited: say so here rather than in a "never awaited" warning
+    raise RuntimeError(
+        f"{timer.name or 'a timer'} is async and this thread's event loop is running, so a "
+        "sync advance()/sleep()/set() cannot wait for it: in async code use "
+        "`await clock.advance_async(seconds)`"
+    )
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 def _checked_epoch(value: float, where: str) -> float:

@@ -238,3 +238,81 @@ REST_HEADER_FORMAT_CODES: Final = {
 #: "limit errors" (wrangler-legacy ``help``), so the size errors use that family; the rest
 #: are ours. A client that branches on them should branch on the status.
 REST_KV_ERROR_CODES: Final = {400: 10025, 413: 10024, 414: 10022, 429: 10049, 503: 10001}
+
+# --- Durable Object storage of a user's class (the Python Workers runtime) -----------------
+# What ``ctx.storage`` enforces in ``pytest_dualcache.runtime``, by the storage backend a
+# class's wrangler migration declares: ``new_classes`` (key-value backed) or
+# ``new_sqlite_classes`` (SQLite backed, Cloudflare's default for new classes). Figures:
+# https://developers.cloudflare.com/durable-objects/platform/limits/ and the storage API,
+# https://developers.cloudflare.com/durable-objects/api/sqlite-storage-api/ and
+# https://developers.cloudflare.com/durable-objects/api/legacy-kv-storage-api/ ("Supports up
+# to 128 keys at a time"). Messages: workerd src/workerd/io/actor-storage.c++ (sizes, batch),
+# src/workerd/api/actor-state.c++ (put, list, setAlarm), src/workerd/io/worker.c++
+# (``assertCanSetAlarm``), src/workerd/util/sqlite-kv.c++ (SQLITE_TOOBIG).
+
+#: Keys in one ``get(keys)``, ``put(entries)`` or ``delete(keys)``: 128 (storage API pages;
+#: workerd io/actor-storage.capnp ``maxKeys = 128``).
+DO_STORAGE_MAX_BATCH_KEYS: Final = 128
+#: workerd measures a value as its V8 serialization and lets it run 34 bytes over the
+#: advertised 131,072 (the serialization header and type tags: io/actor-storage.h
+#: ``ENFORCED_MAX_VALUE_SIZE = ADVERTISED_MAX_VALUE_SIZE + 34``).
+DO_STORAGE_VALUE_SLACK_BYTES: Final = 34
+#: SQLite backed: "Key and value combined cannot exceed 2 MB" (limits page, SQLite column),
+#: taken as 2,000,000 bytes since Cloudflare counts storage in decimal units. UNCONFIRMED
+#: which: workerd itself only enforces SQLite's 4 MiB string limit (util/sqlite.c++).
+DO_SQLITE_MAX_KEY_VALUE_BYTES: Final = 2_000_000
+#: Alarms that raise are retried "using exponential backoff starting at a 2 second delay
+#: from the first failure with up to 6 retries allowed"
+#: (https://developers.cloudflare.com/durable-objects/api/alarms/).
+DO_ALARM_FIRST_RETRY_DELAY_S: Final = 2.0
+DO_ALARM_MAX_RETRIES: Final = 6
+
+
+class DOStorageLimits(NamedTuple):
+    """What one storage backend refuses; None where it sets no such limit."""
+
+    #: UTF-8 bytes of one key.
+    max_key_bytes: int | None
+    #: The advertised value size; the enforced one adds ``DO_STORAGE_VALUE_SLACK_BYTES``.
+    max_value_bytes: int | None
+    #: UTF-8 key bytes plus serialized value bytes, together.
+    max_key_value_bytes: int | None
+    #: Keys in one batch call.
+    max_batch_keys: int
+
+
+#: By the migration key that declares a class's backend.
+DO_STORAGE_LIMITS: Final = {
+    "new_classes": DOStorageLimits(
+        DO_MAX_KEY_BYTES, DO_MAX_VALUE_BYTES, None, DO_STORAGE_MAX_BATCH_KEYS
+    ),
+    "new_sqlite_classes": DOStorageLimits(
+        None, None, DO_SQLITE_MAX_KEY_VALUE_BYTES, DO_STORAGE_MAX_BATCH_KEYS
+    ),
+}
+DO_DEFAULT_STORAGE_BACKEND: Final = "new_sqlite_classes"
+
+#: The storage API's refusals, beyond ``DO_MESSAGES``'s key and value sizes (which
+#: workerd's key-value backend words the same way, as RangeErrors).
+DO_STORAGE_MESSAGES: Final = {
+    "batch_size": "Maximum number of key value pairs is {limit}. {count} pairs were provided.",
+    "sqlite_too_big": "string or blob too big: SQLITE_TOOBIG",
+    "put_undefined": "put() called with undefined value.",
+    "list_limit": "List limit must be positive.",
+    "list_start_after": "list() cannot be called with both start and startAfter values.",
+    "alarm_time": "setAlarm() cannot be called with an alarm time <= 0",
+    "alarm_handler": (
+        "Your Durable Object class must have an alarm() handler in order to call setAlarm()"
+    ),
+}
+#: What a Worker calling a Durable Object meets. ``disconnected``: workerd jsg/util.c++ (a
+#: retryable error; "network errors" on the error-handling page,
+#: https://developers.cloudflare.com/durable-objects/best-practices/error-handling/); the
+#: overloaded error is ``DO_MESSAGES["overloaded"]``. Ids: workerd server/actor-id-impl.c++.
+#: ``no_method``: workerd src/pyodide/python-entrypoint-helper.ts, the Python side of RPC.
+DO_RUNTIME_MESSAGES: Final = {
+    "disconnected": "Network connection lost.",
+    "invalid_id": "Invalid Durable Object ID: must be 64 hex digits",
+    "foreign_id": "Durable Object ID is not valid for this namespace.",
+    "no_method": "Method {name} does not exist",
+}
