@@ -72,7 +72,8 @@ class DualCacheContract(
     ``make_dal(env)`` gets a ``DualCacheEnv`` and returns a DAL with ``put(key, value,
     ttl=...)``, ``get(key)`` and ``delete(key)``, plain or ``async def``. During each test
     ``time.time()``, ``datetime.now()`` and the rest read the env's virtual clock (one
-    freezegun freeze, shared by consecutive contract tests), unless the factory sets ``dualcache_real_time = True``.
+    freezegun freeze, shared by consecutive contract tests), unless the factory sets
+    ``dualcache_real_time = True``.
     """
 
     @pytest.fixture

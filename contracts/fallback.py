@@ -24,7 +24,9 @@ from .harness import (
 )
 
 OTHER_ROUTE = {"do": "kv", "kv": "do"}
-#: How long after a DO outage ends an instance may still pay KV writes for it (FB-2).
+#: How long after a DO outage ends an instance may still pay KV writes for it (FB-2): a DAL
+#: may back off repairs up to this long. FB-2 checks 1 s past it, so a backoff capped at
+#: exactly 300 s passes whichever way the DAL compares its due time.
 REPAIR_WINDOW_S = 300
 
 
@@ -189,7 +191,7 @@ class FallbackClauses:
             assert other.put(keys[1], "during").succeeded, "a put the DO refused must succeed"
             with contextlib.suppress(Exception):  # FB-8's business
                 dal.delete(keys[2])  # a delete the DAL has to catch up on, too
-        contract.advance(REPAIR_WINDOW_S)
+        contract.advance(REPAIR_WINDOW_S + 1)
         instances = [dal, other, contract.instance("C")]
         for instance in instances:  # each instance's first call may still repair
             assert instance.get(keys[0]) == "during", "the put made in the outage must be read"
@@ -305,6 +307,30 @@ class FallbackClauses:
                     f"{instance.name}: get must return the latest value 'new' (its put "
                     f"reported success, FB-7) from KV while the DO refuses reads, never None "
                     f"or the older 'old'; got {got!r}"
+                )
+
+    @clause("FB-4")
+    @pytest.mark.parametrize("failure", ["fail", "outage"])
+    def test_FB_4_read_fallback_never_returns_a_copy_a_later_put_replaced(
+        self, contract: ContractHarness, failure: str
+    ) -> None:
+        dal = contract.start("do")
+        with do_write_failure(contract, "fail"):
+            assert dal.put("fb4", "old").succeeded, "a put the DO refused must succeed via KV"
+        contract.advance(1)
+        # The next DO write is refused: a repair's (the copy stays, the route degraded) or,
+        # for a DAL that repairs later, the put's own (which then falls back again).
+        contract.do.fail(1, ops="set")
+        assert dal.put("fb4", "new").succeeded, "the put after the outage must succeed"
+        contract.do.recover()
+        with do_read_failure(contract, failure):
+            for instance in (dal, contract.instance("B")):
+                got, error = get_or_error(instance, "fb4")
+                assert error is None, f"get must not raise while the DO refuses reads: {error!r}"
+                assert got in ("new", None), (
+                    f"{instance.name}: get must return 'new' or None while the DO refuses reads, "
+                    f"never 'old', the fallback copy that the put of 'new' replaced (a put the "
+                    f"DO takes while copies wait in KV must remove its key's copy); got {got!r}"
                 )
 
     @clause("FB-5")

@@ -67,3 +67,38 @@ def test_handwritten_dal_imports_nothing_of_the_reference() -> None:
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
     assert not {name for name in imported if name.startswith("pytest_dualcache")}, imported
+
+
+#: The hand-written DAL with the bug LOC-1's DO-refused test names: stamps of time alone.
+TIME_ONLY_STAMPS = """
+    from handwritten.dal import HandwrittenDAL
+
+
+    class TimeOnlyStamps(HandwrittenDAL):
+        def _stamp(self):
+            return [self._now(), 0]
+
+
+    def make_dal(env):
+        return TimeOnlyStamps(env)
+"""
+
+
+def test_a_dal_stamping_by_time_alone_is_told_of_the_same_instant_tie(
+    example: pytest.Pytester,
+) -> None:
+    example.makepyfile(time_only=TIME_ONLY_STAMPS)
+    result = example.runpytest_inprocess(
+        "--dualcache",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "--dualcache-factory=timeonly=time_only:make_dal",
+        "-k",
+        "LOC_1_put_the_do_refused and timeonly",
+    )
+    result.assert_outcomes(failed=1, passed=1)  # an outage hides the DO's "v1": no tie read
+    result.stdout.fnmatch_lines(
+        ["*got 'v1'. Both puts were made at the same virtual instant*sequence number*"]
+    )

@@ -48,6 +48,7 @@ RECORD_ROOM_BYTES = 256  # what the DO record adds around the JSON text
 #: How long a fallback copy or tombstone stays in KV at least: it must hide an older DO
 #: record until a repair has run, even after its own value expired.
 HIDE_S = 7 * 86_400
+#: The longest wait between repair attempts: FB-2 allows 5 minutes after the DO is back.
 REPAIR_BACKOFF_MAX_S = 300.0
 NO_STAMP: list[float] = [-math.inf, 0]
 
