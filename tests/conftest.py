@@ -1,4 +1,4 @@
-"""What the plugin's own tests share: how deep their hypothesis runs go.
+"""What the plugin's own tests share: how deep their hypothesis runs go, and a broken DAL.
 
 The README's test command stays quick; CI's ``--dualcache -n 2`` step runs the same tests with
 ``--hypothesis-profile=dualcache-deep``, and runs each example project's suite itself at the
@@ -30,3 +30,41 @@ settings.load_profile("dualcache-quick")  # --hypothesis-profile, when given, is
 def quick_suite_examples() -> str:
     """The option a test passes when it runs a whole example project's contract suite."""
     return "--dualcache-examples=5"
+
+
+#: A DAL that keeps KV values forever, the ttl ignored on the KV route: it breaks TTL-1.
+IGNORES_TTL_ON_KV = """
+    import json
+
+
+    class IgnoresTTLOnKV:
+        def __init__(self, env):
+            self.env = env
+
+        def put(self, key, value, ttl=3600):
+            if self.env.flag.enabled:
+                self.env.do.set(key, value, ttl=ttl)
+            else:
+                self.env.kv.put(key, json.dumps(value))
+
+        def get(self, key):
+            if self.env.flag.enabled:
+                return self.env.do.get(key)
+            text = self.env.kv.get(key)
+            return None if text is None else json.loads(text)
+
+        def delete(self, key):
+            if self.env.flag.enabled:
+                self.env.do.delete(key)
+            else:
+                self.env.kv.delete(key)
+"""
+
+
+@pytest.fixture
+def broken_dal(pytester: pytest.Pytester) -> str:
+    """Write ``dal_broken.py`` (class ``IgnoresTTLOnKV``, breaking TTL-1) where the run
+    imports it; returns the factory spec ``dal_broken:IgnoresTTLOnKV``."""
+    pytester.makepyfile(dal_broken=IGNORES_TTL_ON_KV)
+    pytester.syspathinsert()
+    return "dal_broken:IgnoresTTLOnKV"

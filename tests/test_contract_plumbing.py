@@ -29,34 +29,6 @@ MINE = """
     not_callable = 42
 """
 
-#: A DAL that keeps KV values forever: the ttl is ignored on the KV route.
-BROKEN = """
-    import json
-
-
-    class IgnoresTTLOnKV:
-        def __init__(self, env):
-            self.env = env
-
-        def put(self, key, value, ttl=3600):
-            if self.env.flag.enabled:
-                self.env.do.set(key, value, ttl=ttl)
-            else:
-                self.env.kv.put(key, json.dumps(value))
-
-        def get(self, key):
-            if self.env.flag.enabled:
-                return self.env.do.get(key)
-            text = self.env.kv.get(key)
-            return None if text is None else json.loads(text)
-
-        def delete(self, key):
-            if self.env.flag.enabled:
-                self.env.do.delete(key)
-            else:
-                self.env.kv.delete(key)
-"""
-
 ASYNC = """
     import asyncio
 
@@ -115,9 +87,9 @@ ASYNC = """
 
 
 @pytest.fixture
-def dal_modules(pytester: pytest.Pytester) -> pytest.Pytester:
-    """The DAL modules above, importable as dal_mine, dal_broken and dal_async."""
-    pytester.makepyfile(dal_mine=MINE, dal_broken=BROKEN, dal_async=ASYNC)
+def dal_modules(pytester: pytest.Pytester, broken_dal: str) -> pytest.Pytester:
+    """The DAL modules above and conftest's broken one: dal_mine, dal_async and dal_broken."""
+    pytester.makepyfile(dal_mine=MINE, dal_async=ASYNC)
     pytester.syspathinsert()
     return pytester
 

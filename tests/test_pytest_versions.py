@@ -141,39 +141,11 @@ def test_the_suite_is_collected_through_public_hooks_under_its_package_name(pyte
     assert f"1/{announced} tests collected" in result.stdout.str()
 
 
-BROKEN_DAL = """
-    import json
-
-    class IgnoresTTLOnKV:
-        def __init__(self, env):
-            self.env = env
-
-        def put(self, key, value, ttl=3600):
-            if self.env.flag.enabled:
-                self.env.do.set(key, value, ttl=ttl)
-            else:
-                self.env.kv.put(key, json.dumps(value))
-
-        def get(self, key):
-            if self.env.flag.enabled:
-                return self.env.do.get(key)
-            text = self.env.kv.get(key)
-            return None if text is None else json.loads(text)
-
-        def delete(self, key):
-            if self.env.flag.enabled:
-                self.env.do.delete(key)
-            else:
-                self.env.kv.delete(key)
-"""
-
-
-def test_last_failed_reruns_suite_failures_beside_failures_of_your_own_files(pytester):
-    pytester.makepyfile(dal_broken=BROKEN_DAL, test_own="def test_own(): assert False")
-    pytester.syspathinsert()
+def test_last_failed_reruns_suite_failures_beside_failures_of_your_own_files(pytester, broken_dal):
+    pytester.makepyfile(test_own="def test_own(): assert False")
     args = (
         "--dualcache",
-        "--dualcache-factory=broken=dal_broken:IgnoresTTLOnKV",
+        f"--dualcache-factory=broken={broken_dal}",
         "-k",
         "TTL_1 or own",
     )

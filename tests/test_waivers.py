@@ -14,34 +14,9 @@ import pytest_dualcache.contracts.test_registered  # noqa: F401
 TTL_1 = ("-k", "TTL_1", "-rxX")
 
 DALS = """
-    import json
+    from dal_broken import IgnoresTTLOnKV as KeepsForever  # tests/conftest.py's broken_dal
 
     from pytest_dualcache.abstraction import CacheAbstraction
-
-
-    class KeepsForever:
-        '''Ignores the ttl on the KV route: breaks TTL-1.'''
-
-        def __init__(self, env):
-            self.env = env
-
-        def put(self, key, value, ttl=3600):
-            if self.env.flag.enabled:
-                self.env.do.set(key, value, ttl=ttl)
-            else:
-                self.env.kv.put(key, json.dumps(value))
-
-        def get(self, key):
-            if self.env.flag.enabled:
-                return self.env.do.get(key)
-            text = self.env.kv.get(key)
-            return None if text is None else json.loads(text)
-
-        def delete(self, key):
-            if self.env.flag.enabled:
-                self.env.do.delete(key)
-            else:
-                self.env.kv.delete(key)
 
 
     def forever(env):
@@ -78,7 +53,7 @@ DALS = """
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
+def project(pytester: pytest.Pytester, broken_dal: str) -> pytest.Pytester:
     pytester.makepyfile(dals=DALS)
     pytester.makeini("[pytest]\nxfail_strict = true\n")
     pytester.syspathinsert()
