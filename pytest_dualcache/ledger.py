@@ -29,12 +29,15 @@ from .recorder import current_recorder, ledger_serials
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _ASYNCIO_DIR = next(iter(importlib.util.find_spec("asyncio").submodule_search_locations or ["."]))
-#: Frames running these files are never "the caller": this package's own, and asyncio's
-#: event loop, which stands between ``asyncio.run(env.KV.put(...))`` and the code calling it.
+#: Frames running these files are never "the caller": this package's own (its subpackages
+#: too: the REST app, the Workers runtime), and asyncio's event loop, which stands between
+#: ``asyncio.run(env.KV.put(...))`` and the code calling it. Not the contract suite: it lives
+#: in its own folder, and its tests are callers.
 _INTERNAL_FILES = frozenset(
     os.path.join(folder, name)
-    for folder in (_PACKAGE_DIR, _ASYNCIO_DIR)
-    for name in os.listdir(folder)
+    for top in (_PACKAGE_DIR, _ASYNCIO_DIR)
+    for folder, _, names in os.walk(top)
+    for name in names
     if name.endswith(".py")
 )
 #: The ledger ops of KV writes, the operations bypass detection classifies.
