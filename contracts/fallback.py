@@ -61,6 +61,14 @@ def data_kv_writes(contract: ContractHarness, mark: tuple[int, ...]) -> list[str
     return [key for key in kv_writes(contract, mark) if not key.startswith(COORDINATION_PREFIX)]
 
 
+def delete_outcome(dal: DALHandle, key: str) -> bool | None:
+    """Whether ``dal.delete(key)`` reported success; None if it raised."""
+    try:
+        return reported_success(dal.delete(key))
+    except Exception:
+        return None
+
+
 def get_or_error(dal: DALHandle, key: str) -> tuple[object, BaseException | None]:
     """``(value, None)``, or ``(None, error)`` if the get raised."""
     try:
@@ -405,6 +413,27 @@ class FallbackClauses:
             assert got is None, (
                 f"{instance.name}: after recovery a put that reported failure must not appear; "
                 f"got {got!r}"
+            )
+
+    @clause("FB-6")
+    @pytest.mark.parametrize("route", ROUTES)
+    def test_FB_6_both_stores_down_delete_fails_and_removes_nothing(
+        self, contract: ContractHarness, route: str
+    ) -> None:
+        dal = contract.start(route)
+        assert dal.put("fb6", "kept").succeeded, "the put with both stores up must succeed"
+        contract.advance(1)
+        with contract.do.outage(), contract.kv.outage():
+            deleted = delete_outcome(dal, "fb6")
+            assert deleted is not True, (
+                "a delete with both stores down reached neither: it must raise or report "
+                "failure, never success"
+            )
+        for instance in (dal, contract.instance("B")):
+            got = instance.get("fb6")
+            assert got == "kept", (
+                f"{instance.name}: after recovery a delete that failed must have removed "
+                f"nothing; got {got!r}"
             )
 
     @clause("FB-7")
