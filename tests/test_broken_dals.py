@@ -75,7 +75,9 @@ def selection() -> str:
     return " or ".join(["reference", *wanted])
 
 
-def run_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> SuiteRun:
+def run_suite(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, examples: str
+) -> SuiteRun:
     """Run the contract suite once against every broken DAL and the reference."""
     monkeypatch.syspath_prepend(str(REPO_ROOT))  # examples.broken, for the factory specs
     factories = [f"--dualcache-factory={name}=examples.broken.{name}:make_dal" for name in EXPECTED]
@@ -87,7 +89,12 @@ def run_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Sui
     settings.load_profile(NO_SHRINK)
     try:
         reprec = pytester.inline_run(
-            "--dualcache", f"--dualcache-factory={REFERENCE}", *factories, "-k", selection()
+            "--dualcache",
+            examples,
+            f"--dualcache-factory={REFERENCE}",
+            *factories,
+            "-k",
+            selection(),
         )
     finally:
         settings.load_profile(previous)
@@ -111,7 +118,10 @@ def runs() -> dict[str, SuiteRun]:
 
 @pytest.fixture
 def suite_run(
-    runs: dict[str, SuiteRun], pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    runs: dict[str, SuiteRun],
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_suite_examples: str,
 ) -> SuiteRun:
     """The contract run, made once per module by whichever test asks first.
 
@@ -120,7 +130,7 @@ def suite_run(
     the first test makes it and the module-scoped ``runs`` keeps it for the others.
     """
     if "all" not in runs:
-        runs["all"] = run_suite(pytester, monkeypatch)
+        runs["all"] = run_suite(pytester, monkeypatch, quick_suite_examples)
     return runs["all"]
 
 
