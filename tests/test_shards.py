@@ -1,0 +1,180 @@
+"""shards.py: shard reports merge into the report an unsplit run writes, or are refused."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import pytest
+
+from pytest_dualcache.report import SessionReport
+from pytest_dualcache.shards import ShardError, merge_shards, parse_shard
+
+WAIVER = {"factory": "legacy", "clause": "FB-2", "reason": "writes KV", "source": "ini"}
+
+
+def _test(group: str, writes: int, site: str, hits: int = 0) -> dict[str, Any]:
+    """A test's entry as ``report.summarize`` writes it."""
+    return {
+        "group": group,
+        "kv": {"reads": 1, "writes": writes, "deletes": 0, "lists": 0},
+        "kv_errors": {"rate_limited": 0, "quota": 0, "other": 0},
+        "do": {
+            "deletes": 0,
+            "errors": 0,
+            "gets": hits + 1,
+            "hits": hits,
+            "lists": 0,
+            "misses": 1,
+            "sets": 2,
+        },
+        "write_sites": {site: writes} if writes else {},
+        "bypasses": {"allowed": [], "rejected": [], "refused_by_kv": []},
+        "over_budget": [],
+    }
+
+
+TESTS = {
+    "tests/test_a.py::test_one": _test("application", 3, "app/dal.py:10:put", hits=4),
+    "tests/test_a.py::test_two": _test("application", 0, ""),
+    "contracts/test_registered.py::T::test_FB_2_x[legacy]": _test("contract", 5, "l.py:1:w"),
+    "contracts/test_registered.py::T::test_FB_2_x[migrated]": _test("contract", 0, ""),
+    "tests/test_b.py::test_three": _test("application", 7, "app/dal.py:10:put"),
+}
+OUTCOMES = {
+    "contracts/test_registered.py::T::test_FB_2_x[legacy]": "xfailed",
+}
+
+
+def _session(nodeids: list[str], deselected: int = 2) -> SessionReport:
+    """The report of a run of ``nodeids`` (what session.py builds)."""
+    report = SessionReport(
+        factories=["migrated", "legacy"],
+        waivers=SessionReport.waivers_of([]),
+        deselected=deselected,
+    )
+    report.waivers = [dict(WAIVER, xfailed=[], passed=[], failed=[])]
+    for nodeid in nodeids:
+        report.add(nodeid, copy.deepcopy(TESTS[nodeid]))
+        if nodeid in OUTCOMES:
+            report.waiver_outcome("legacy", "FB-2", nodeid, OUTCOMES[nodeid])
+    return report
+
+
+def _shards(*groups: list[str], **extra: Any) -> dict[str, dict[str, Any]]:
+    return {
+        f"shard-{index}.json": {
+            **_session(nodeids).to_json(),
+            "shard": f"{index}/{len(groups)}",
+            **extra,
+        }
+        for index, nodeids in enumerate(groups, start=1)
+    }
+
+
+def _text(report: dict[str, Any]) -> str:
+    """The file ``write_json_atomically`` writes."""
+    return json.dumps(report, indent=2, sort_keys=True) + "\n"
+
+
+def test_merged_shards_are_byte_identical_to_the_unsplit_run() -> None:
+    nodeids = sorted(TESTS)
+    unsplit = _text(_session(nodeids).to_json())
+    shards = _shards(nodeids[:2], nodeids[2:3], nodeids[3:])
+    assert _text(merge_shards(shards)) == unsplit
+    reversed_order = dict(reversed(list(shards.items())))
+    assert _text(merge_shards(reversed_order)) == unsplit
+
+
+def test_totals_are_recomputed_not_summed() -> None:
+    nodeids = sorted(TESTS)
+    merged = merge_shards(_shards(nodeids[:3], nodeids[3:]))
+    assert merged["totals"]["kv"]["writes"] == 15
+    # 4 hits of 5 + 1 + 1 gets over the three application tests
+    assert merged["groups"]["application"]["do_hit_rate"] == round(4 / 7, 6)
+    assert merged["totals"]["top_write_sites"][0] == {"site": "app/dal.py:10:put", "writes": 10}
+    assert merged["waivers"][0]["xfailed"] == [
+        "contracts/test_registered.py::T::test_FB_2_x[legacy]"
+    ]
+    assert "shard" not in merged
+
+
+def test_an_incomplete_shard_makes_an_incomplete_merge() -> None:
+    nodeids = sorted(TESTS)
+    shards = _shards(nodeids[:2], nodeids[2:])
+    shards["shard-2.json"]["incomplete_reasons"] = ["stopped early"]
+    shards["shard-2.json"]["crashed_workers"] = ["gw1: boom"]
+    merged = merge_shards(shards)
+    assert merged["complete"] is False
+    assert merged["incomplete_reasons"] == ["stopped early"]
+    assert merged["crashed_workers"] == ["gw1: boom"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.pop("shard-2.json"), r"^shard 2 of 3 missing$"),
+        (lambda s: s["shard-3.json"].update(shard="2/3"), r"shard-3\.json and shard-2\.json are"),
+        (lambda s: s["shard-3.json"].update(shard="3/4"), r"one of 3 shards but .* one of 4"),
+        (lambda s: s["shard-1.json"].pop("shard"), r"^shard-1\.json: not a shard report"),
+        (lambda s: s["shard-1.json"].update(shard="0/3"), r'"shard" must be "I/N"'),
+        (lambda s: s["shard-2.json"].update(version=1), r"^shards of different report version"),
+        (
+            lambda s: s["shard-2.json"].update(plugin_version="0.2.0"),
+            r"^shards of different pytest-dualcache version",
+        ),
+        (
+            lambda s: s["shard-2.json"]["factories"].update(names=["legacy"]),
+            r"^shards of different factories",
+        ),
+        (
+            lambda s: s["shard-2.json"]["waivers"][0].update(reason="other"),
+            r"shard-2\.json declares other waivers",
+        ),
+        (lambda s: s["shard-2.json"].update(bill={}), r"cannot merge the section 'bill'"),
+        (
+            lambda s: s["shard-2.json"].update(deselected=9),
+            r"deselected different numbers of tests .*split_deselected",
+        ),
+    ],
+)
+def test_what_cannot_be_merged_is_refused(change: Any, message: str) -> None:
+    nodeids = sorted(TESTS)
+    shards = _shards(nodeids[:2], nodeids[2:3], nodeids[3:])
+    change(shards)
+    with pytest.raises(ShardError, match=message):
+        merge_shards(shards)
+
+
+def test_a_test_in_two_shards_is_refused() -> None:
+    nodeids = sorted(TESTS)
+    overlap = re.escape(f"{nodeids[0]} is in both shard-1.json and shard-2.json")
+    with pytest.raises(ShardError, match=overlap):
+        merge_shards(_shards(nodeids, nodeids[:1]))
+
+
+def test_the_splits_own_deselections_are_taken_off() -> None:
+    """pytest-split deselects the other shard's tests; ``split_deselected`` says how many."""
+    nodeids = sorted(TESTS)
+    shards = _shards(nodeids[:2], nodeids[2:])
+    shards["shard-1.json"].update(deselected=2 + 3, split_deselected=3)
+    shards["shard-2.json"].update(deselected=2 + 2, split_deselected=2)
+    assert merge_shards(shards)["deselected"] == 2
+
+
+def test_an_older_report_version_is_not_merged() -> None:
+    shards = _shards(sorted(TESTS))
+    shards["shard-1.json"]["version"] = 1
+    with pytest.raises(ShardError, match="report version 1; this pytest-dualcache merges"):
+        merge_shards(shards)
+    with pytest.raises(ShardError, match="no shard reports"):
+        merge_shards({})
+
+
+def test_parse_shard() -> None:
+    assert parse_shard("2/5", "x") == (2, 5)
+    for bad in ("6/5", "a/b", 3, "1/0"):
+        with pytest.raises(ShardError, match=r'^x: "shard" must be'):
+            parse_shard(bad, "x")
