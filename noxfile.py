@@ -20,7 +20,8 @@ PYTHONS = ["3.11", "3.12", "3.13"]
 #: Keep in step with ``pytest>=`` in pyproject.toml's dependencies.
 OLDEST_PYTEST = "8.0"
 PYTEST_VERSIONS = {"oldest": f"pytest=={OLDEST_PYTEST}.*", "newest": "pytest"}
-MAIN_JOB = ("--dualcache", "examples/market_dal")
+#: The README main job: each example project under --dualcache.
+MAIN_JOB_PROJECTS = ("examples/market_dal", "examples/workers_app")
 
 nox.options.error_on_missing_interpreters = False
 nox.options.sessions = ["tests", "pytest_versions"]
@@ -39,7 +40,10 @@ _put_pyenv_builds_on_path()
 def _run_tests_and_main_job(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "--version")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2")
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *MAIN_JOB)
+    for project in MAIN_JOB_PROJECTS:
+        session.run(
+            "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--dualcache", project
+        )
 
 
 @nox.session(python=PYTHONS)

@@ -481,15 +481,16 @@ KNOWN_DIFFERENCES: dict[str, Difference] = {
 }
 
 
-def listed_cases() -> dict[str, str]:
-    """Case id -> the name of the known difference that lists it."""
-    return {case: name for name, diff in KNOWN_DIFFERENCES.items() for case in diff.cases}
+def listed_cases(known: dict[str, Difference] | None = None) -> dict[str, str]:
+    """Case id -> the name of the known difference that lists it (KV's, unless ``known``)."""
+    known = KNOWN_DIFFERENCES if known is None else known
+    return {case: name for name, diff in known.items() for case in diff.cases}
 
 
-def differences_table() -> str:
+def differences_table(known: dict[str, Difference] | None = None) -> str:
     """The table README.md shows; the test checks that README.md contains it verbatim."""
     rows = ["| difference | kind | what | cases |", "|---|---|---|---|"]
-    for name, diff in KNOWN_DIFFERENCES.items():
+    for name, diff in (KNOWN_DIFFERENCES if known is None else known).items():
         cases = ", ".join(f"`{c}`" for c in diff.cases)
         rows.append(f"| {name} | {diff.kind} | {diff.what} | {cases} |")
     return "\n".join(rows) + "\n"
@@ -504,9 +505,14 @@ def miniflare_installed() -> bool:
 
 def run_miniflare(cases: list[Case]) -> dict[str, Any]:
     """One harness subprocess for the whole corpus: {"miniflare", "workerd", "results"}."""
-    payload = json.dumps({"cases": [{"id": c.id, "ops": c.ops} for c in cases]})
+    return run_harness("harness.mjs", [{"id": c.id, "ops": c.ops} for c in cases])
+
+
+def run_harness(script: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """``node script`` with ``{"cases": cases}`` on stdin; its JSON output."""
+    payload = json.dumps({"cases": cases})
     done = subprocess.run(
-        ["node", str(HERE / "harness.mjs")],
+        ["node", str(HERE / script)],
         input=payload,
         capture_output=True,
         text=True,
@@ -515,7 +521,7 @@ def run_miniflare(cases: list[Case]) -> dict[str, Any]:
         timeout=600,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"harness.mjs exited {done.returncode}:\n{done.stderr[-4000:]}")
+        raise RuntimeError(f"{script} exited {done.returncode}:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout)
 
 
@@ -672,6 +678,9 @@ def miniflare_outcome(result: Outcome) -> Outcome:
 class Report:
     miniflare: str
     workerd: str
+    #: What is compared, and the differences known for it (KV's by default).
+    title: str = "KV conformance"
+    known: dict[str, Difference] = field(default_factory=lambda: KNOWN_DIFFERENCES)
     compared: int = 0
     operations: int = 0
     agreements: int = 0
@@ -680,14 +689,14 @@ class Report:
 
     def summary(self) -> str:
         return (
-            f"KV conformance against Miniflare {self.miniflare} (workerd {self.workerd}): "
+            f"{self.title} against Miniflare {self.miniflare} (workerd {self.workerd}): "
             f"{self.compared} cases ({self.operations} operations) compared, "
             f"{self.agreements} agree, {len(self.differences)} differ"
         )
 
     def problems(self) -> list[str]:
         """Unlisted differences, and listed ones that no longer occur."""
-        listed = listed_cases()
+        listed = listed_cases(self.known)
         found = [
             f"unlisted difference in {case}: " + describe(*self.differences[case])
             for case in self.differences
@@ -695,7 +704,7 @@ class Report:
         ]
         stale = [
             f"listed difference {listed[case]!r} no longer occurs in {case}: "
-            "remove it from KNOWN_DIFFERENCES (and README.md)"
+            "remove it from its KNOWN_DIFFERENCES (and README.md)"
             for case in listed
             if case not in self.differences
         ]
@@ -718,17 +727,41 @@ def _readable(data: Any) -> str:
 
 def compare(cases: list[Case], harness_output: dict[str, Any]) -> Report:
     report = Report(harness_output["miniflare"], harness_output["workerd"])
+    return tally(
+        report,
+        cases,
+        harness_output["results"],
+        ours=run_ours,
+        theirs=lambda raw: [miniflare_outcome(r) for r in raw],
+    )
+
+
+def tally(
+    report: Report,
+    cases: Iterable[Any],
+    results: dict[str, list[Outcome]],
+    *,
+    ours: Callable[[Any, list[Outcome]], list[Outcome]],
+    theirs: Callable[[list[Outcome]], list[Outcome]],
+) -> Report:
+    """Add each case to ``report``: ``ours(case, raw)`` against ``theirs(raw)``, op by op (a
+    case has ``id`` and ``ops``; ``results`` holds Miniflare's raw outcomes by case id)."""
     for case in cases:
-        raw = harness_output["results"][case.id]
-        ours = run_ours(case, raw)
-        theirs = [miniflare_outcome(r) for r in raw]
+        raw = results[case.id]
+        ours_outcomes, theirs_outcomes = ours(case, raw), theirs(raw)
         report.compared += 1
         report.operations += len(case.ops)
-        first = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), None)
+        pairs = enumerate(zip(ours_outcomes, theirs_outcomes, strict=True))
+        first = next((i for i, (a, b) in pairs if a != b), None)
         if first is None:
             report.agreements += 1
         else:
-            report.differences[case.id] = (first, case.ops[first], ours[first], theirs[first])
+            report.differences[case.id] = (
+                first,
+                case.ops[first],
+                ours_outcomes[first],
+                theirs_outcomes[first],
+            )
     return report
 
 
@@ -737,16 +770,21 @@ def run() -> Report:
     return compare(cases, run_miniflare(cases))
 
 
-def main(argv: list[str]) -> int:
+def main(
+    argv: list[str],
+    run: Callable[[], Report] = run,
+    known: dict[str, Difference] | None = None,
+) -> int:
+    """Print the report of ``run`` (``--table``: the differences table of ``known``)."""
     if "--table" in argv:
-        print(differences_table(), end="")
+        print(differences_table(known), end="")
         return 0
     if not miniflare_installed():
         print(MINIFLARE_MISSING, file=sys.stderr)
         return 2
     report = run()
     print(report.summary())
-    listed = listed_cases()
+    listed = listed_cases(known)
     for case, found in report.differences.items():
         print(f"\n{case} [{listed.get(case, 'UNLISTED')}]\n  {describe(*found)}")
     problems = report.problems()

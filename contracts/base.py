@@ -8,7 +8,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from pytest_dualcache.clock import ClockFreeze, VirtualClock
+from pytest_dualcache import shared_freeze
 from pytest_dualcache.plugin import CONTRACT_HARNESS_KEY, SETTINGS_KEY
 from pytest_dualcache.settings import DualCacheSettings
 
@@ -46,12 +46,6 @@ class ClauseReporter:
             else:
                 report.longrepr = f"{title}\n{report.longrepr}\n\n{story}"
         return report
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        # Before fixtures are torn down: the contract fixture keeps time frozen for a next
-        # contract test (see _follow_in_shared_freeze).
-        item.stash[_NEXT_ITEM_KEY] = nextitem
 
 
 class DualCacheContract(
@@ -104,35 +98,13 @@ class DualCacheContract(
             request.config.pluginmanager.register(ClauseReporter(), ClauseReporter.name)
         # The DAL's time.time(), datetime.now() and the like read the harness's clock. The
         # event loop keeps real time; asyncio.sleep above is what moves the virtual clock.
-        freeze = _follow_in_shared_freeze(request.config, harness)
+        # One freeze shared with the tests around this one (see shared_freeze); a factory on
+        # real time runs without.
+        if harness.real_time:
+            shared_freeze.stop(request.config)
+        else:
+            shared_freeze.follow(request.config, harness.clock)
         yield harness
         harness.close()  # first: its clock reads the freeze until the freeze moves on
-        if freeze is not None:
-            next_item = request.node.stash.get(_NEXT_ITEM_KEY, None)
-            if next_item is not None and "contract" in getattr(next_item, "fixturenames", ()):
-                freeze.follow(VirtualClock())  # parked where the next harness's clock starts
-            else:
-                freeze.stop()
-
-
-_SHARED_FREEZE_KEY = pytest.StashKey[ClockFreeze]()
-_NEXT_ITEM_KEY = pytest.StashKey["pytest.Item | None"]()
-
-
-def _follow_in_shared_freeze(config: pytest.Config, harness: ContractHarness) -> ClockFreeze | None:
-    """Freeze time at the harness's clock for the test, or None for a real-time factory.
-
-    Starting a freeze walks every loaded module (about 10 ms), so consecutive contract tests
-    share one: a test hands it to the next (``ClauseReporter`` notes which test that is).
-    """
-    freeze = config.stash.get(_SHARED_FREEZE_KEY, None)
-    if harness.real_time:
-        if freeze is not None:
-            freeze.stop()
-        return None
-    if freeze is not None and freeze.active:
-        freeze.follow(harness.clock)
-        return freeze
-    freeze = config.stash[_SHARED_FREEZE_KEY] = harness.clock.freeze().start()
-    config.add_cleanup(freeze.stop)  # an interrupted session still ends the freeze
-    return freeze
+        if not harness.real_time:
+            shared_freeze.release(request.node)

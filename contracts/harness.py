@@ -148,7 +148,9 @@ class ContractHarness:
 
     @property
     def do(self) -> Any:
-        return self.env.do
+        """The DO the DAL reaches: the user's namespace when the wrangler config binds one
+        under the DO binding name (its faults act on the stubs' calls), else the DO cache."""
+        return self.env.do_binding
 
     def start(self, route: str = "do", name: str = "A") -> DALHandle:
         """Set the route, then make the first DAL instance (as a deploy would, in that order)."""
@@ -165,6 +167,8 @@ class ContractHarness:
         """Flip ``FEATURE_FLAG_DO_CACHE`` so the DO route (``"do"``) or KV route is taken."""
         if route not in ROUTES:
             raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+        if self.env.flag.enabled != (route == "do"):
+            self.env.redeploy()  # a flip is a deploy: the user's Durable Objects restart
         self.env.flag.set(route == "do")
         self.log(f'flag {self.env.flag.name} = "{self.env.vars[self.env.flag.name]}"')
 
@@ -229,8 +233,8 @@ class ContractHarness:
         wanted = None
         if store == "kv":
             wanted = {namespace.ledger.store for namespace in self.env.kv_namespaces}
-        elif store == "do":
-            wanted = {self.env.do.ledger.store} if self.env.do is not None else set()
+        elif store == "do":  # the DO cache's and the user's Durable Objects' ledgers
+            wanted = {ledger.store for ledger in self.env.ledgers() if ledger.kind == "do"}
         found: list[OperationRecord] = []
         for ledger, start in zip(self.env.ledgers(), mark, strict=False):
             if wanted is not None and ledger.store not in wanted:
@@ -260,7 +264,15 @@ class ContractHarness:
             return value
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(value)  # type: ignore[arg-type]
+        try:
+            return self._loop.run_until_complete(value)  # type: ignore[arg-type]
+        except TypeError as exc:
+            if "can't be used in 'await' expression" not in str(exc):
+                raise
+            raise TypeError(
+                f"{exc}: an async DAL awaited a binding of the sync env make_dal(env) was given; "
+                "build it on env.workers(), whose bindings are awaitable"
+            ) from exc
 
     def close(self) -> None:
         """Release the env and the event loop; ``simulated_seconds`` stays what it was."""

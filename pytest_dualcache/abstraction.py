@@ -474,7 +474,7 @@ class CacheAbstraction:
         return view
 
 
-# pragma: no mutate start (the async face's lazy import is outside the contract)
+# pragma: no mutate block (the async face's lazy import is outside the contract)
 def __getattr__(name: str) -> Any:
     # The async face imports this module, so it is loaded on first use instead.
     if name == "AsyncCacheAbstraction":
@@ -482,6 +482,3 @@ def __getattr__(name: str) -> Any:
 
         return AsyncCacheAbstraction
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# pragma: no mutate end

@@ -3,6 +3,11 @@
 Bindings are reachable as ``env.kv``/``env.do`` and under their configured names
 (``env.CACHE_DO``), string vars under theirs (``env.FEATURE_FLAG_DO_CACHE``), so code written
 against a Workers ``env`` reads this one unchanged.
+
+With a wrangler config (``runtime.wrangler``) its bindings win: each of its Durable Object
+bindings is a ``DurableObjectNamespace`` of the user's class (the built-in DO cache stays
+reachable as ``env.do``), its KV namespaces join ``env.kv`` and its vars are set. Every KV
+namespace of an env counts against one daily quota, as Cloudflare counts per account.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from .settings import BindingNames, DualCacheSettings, binding_name_problem
 
 if TYPE_CHECKING:
     from .durable import DOEngine
+    from .kv_quota import DailyQuota
     from .limits import KVPlan
+    from .runtime.durable_objects import DurableObjectNamespace
+    from .runtime.wrangler import WranglerConfig
     from .workers import WorkersEnv
 
 
@@ -63,6 +71,7 @@ class DualCacheEnv:
 
     ``bind_do=False`` leaves the DO binding out, as a Worker deployed without it.
     ``do_engine`` is ``"memory"``, ``"redis"`` (fakeredis) or a ready ``DOEngine``.
+    ``wrangler``: a wrangler config whose bindings and vars this env takes (see the module).
     """
 
     def __init__(
@@ -75,19 +84,46 @@ class DualCacheEnv:
         bind_do: bool = True,
         flag_enabled: bool = True,
         vars: dict[str, str] | None = None,
+        wrangler: WranglerConfig | None = None,
     ) -> None:
         self.clock = clock if clock is not None else VirtualClock()
         self.binding_names = names
-        self.vars: dict[str, str] = dict(vars or {})
+        self.vars: dict[str, str] = {**(wrangler.vars if wrangler else {}), **(vars or {})}
         self.vars.setdefault(names.flag, "true" if flag_enabled else "false")
         self.flag = FeatureFlag(self.vars, names.flag)
         self.kv = KVNamespace(self.clock, name=names.kv, plan=kv_plan)
+        #: Today's KV operations of every namespace of this env (one account's quota).
+        self.kv_quota: DailyQuota = self.kv.quota
         self.kv_namespaces: list[KVNamespace] = [self.kv]
         self.bindings: dict[str, Any] = {names.kv: self.kv}
         self.do: DurableObjectCache | None = None
         if bind_do:
             self.do = DurableObjectCache(self.clock, name=names.do, engine=_engine(do_engine))
             self.bindings[names.do] = self.do
+        #: The user's Durable Object namespaces by binding (from the wrangler config).
+        self.durable_objects: dict[str, DurableObjectNamespace] = {}
+        self._workers: WorkersEnv | None = None
+        if wrangler is not None:
+            self._bind_worker(wrangler)
+
+    def _bind_worker(self, wrangler: WranglerConfig) -> None:
+        """Bind the config's KV namespaces and its Durable Object classes (see the module)."""
+        from .runtime.durable_objects import build_namespaces
+        from .runtime.worker import load_worker
+
+        for binding in wrangler.kv_namespaces:
+            if binding != self.binding_names.kv:
+                self.add_kv_namespace(binding)
+        classes = load_worker(wrangler).durable_objects
+        for binding in classes:
+            problem = binding_name_problem(binding)
+            if binding in self.vars or hasattr(type(self), binding) or problem:
+                raise ValueError(
+                    f"{wrangler.where('durable_objects.bindings')}: {binding!r} cannot be bound: "
+                    f"{problem or 'a var or an attribute of env has that name'}"
+                )
+        self.durable_objects = build_namespaces(classes, env=self.workers(), clock=self.clock)
+        self.bindings.update(self.durable_objects)
 
     @classmethod
     def from_settings(
@@ -97,7 +133,13 @@ class DualCacheEnv:
         engine: str | DOEngine = settings.do_engine
         if settings.redis_url:
             engine = RedisEngine.on_server(settings.redis_url)
-        return cls(clock, names=settings.names, kv_plan=settings.kv_plan, do_engine=engine)
+        return cls(
+            clock,
+            names=settings.names,
+            kv_plan=settings.kv_plan,
+            do_engine=engine,
+            wrangler=settings.wrangler,
+        )
 
     def add_kv_namespace(self, name: str, *, plan: KVPlan | None = None) -> KVNamespace:
         """Bind another KV namespace under ``name`` (sharing this env's clock)."""
@@ -108,30 +150,52 @@ class DualCacheEnv:
             raise ValueError(f"env already has a binding or var named {name!r}")
         if hasattr(self, name):
             raise ValueError(f"{name!r} is an attribute of env: a binding there is unreachable")
-        namespace = KVNamespace(self.clock, name=name, plan=plan or self.kv.plan)
+        plan = plan or self.kv.plan
+        quota = self.kv_quota if plan == self.kv_quota.plan else None
+        namespace = KVNamespace(self.clock, name=name, plan=plan, quota=quota)
         self.kv_namespaces.append(namespace)
         self.bindings[name] = namespace
         return namespace
 
     def ledgers(self) -> list[Ledger]:
-        """The ledger of every store of this env: KV namespaces first, then the DO."""
+        """The ledger of every store of this env: KV namespaces first, then the DO cache,
+        then the user's Durable Object namespaces (RPC calls and storage operations)."""
         ledgers = [namespace.ledger for namespace in self.kv_namespaces]
         if self.do is not None:
             ledgers.append(self.do.ledger)
+        ledgers.extend(namespace.ledger for namespace in self.durable_objects.values())
         return ledgers
 
-    def workers(self) -> WorkersEnv:
-        """This env as a Python Worker sees it: async bindings with JS method names."""
-        from .workers import WorkersEnv
+    @property
+    def do_binding(self) -> Any:
+        """What is bound under the DO binding name: the user's ``DurableObjectNamespace`` when
+        the wrangler config binds one there, else the built-in DO cache (None if unbound)."""
+        return self.bindings.get(self.binding_names.do)
 
-        return WorkersEnv(self)
+    def redeploy(self) -> None:
+        """Restart every live instance of the user's Durable Objects, as a deploy does; their
+        storage and alarms stay."""
+        for namespace in self.durable_objects.values():
+            namespace.restart()
+
+    def workers(self) -> WorkersEnv:
+        """This env as a Python Worker sees it: async bindings with JS method names (one view
+        per env, the one its Durable Objects get as their ``env``)."""
+        if self._workers is None:
+            from .workers import WorkersEnv
+
+            self._workers = WorkersEnv(self)
+        return self._workers
 
     def close(self) -> None:
         """Release what the stores hold outside this process (a redis engine's keys).
 
         A Redis server gone by then is warned about, not raised: teardown must not fail a
         test over keys that expire by themselves (each carries a day-long cleanup TTL).
+        The user's Durable Objects are evicted and their alarms cancelled.
         """
+        for namespace in self.durable_objects.values():
+            namespace.close()
         if self.do is None:
             return
         try:

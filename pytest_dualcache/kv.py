@@ -8,18 +8,18 @@ operation is recorded in ``ledger``.
 
 Threads: a Worker serves concurrent requests and a data-access layer may use a thread pool,
 so one rule keeps a namespace consistent: every operation holds the namespace's ``_lock``
-(an ``RLock``) from reading the clock through validation to recording in the ledger, so the
-quota, the per-key rate limit, the entries and the ledger change together, one operation
-at a time, in clock order. The operations take it in ``put``, ``delete``, ``_list_operation``
-and ``_read`` (behind ``get``, ``get_with_metadata``, ``list`` and ``KVLocation``); the
-inspection helpers (``keys``, ``expiration_of``, ``used_today``) take it too, so they never
-see a half-made change.
+(an ``RLock``, its quota's: namespaces sharing a daily quota share it) from reading the
+clock through validation to recording in the ledger, so the quota, the per-key rate limit,
+the entries and the ledger change together, one operation at a time, in clock order. The
+operations take it in ``put``, ``delete``, ``_list_operation`` and ``_read`` (behind
+``get``, ``get_with_metadata``, ``list`` and ``KVLocation``); the inspection helpers
+(``keys``, ``expiration_of``, ``used_today``) take it too, so they never see a half-made
+change.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -128,6 +128,7 @@ class KVNamespace(InjectsFaults):
         plan: KVPlan = "free",
         ledger: Ledger | None = None,
         eventual_consistency_s: float = 0,
+        quota: DailyQuota | None = None,
     ) -> None:
         if plan not in KV_PLANS:
             raise ValueError(f"KV plan must be one of {', '.join(KV_PLANS)}, got {plan!r}")
@@ -147,9 +148,12 @@ class KVNamespace(InjectsFaults):
         self._entries: dict[str, Entry] = {}
         self._last_write_at: dict[str, float] = {}
         self._rate_limited = plan != "unlimited"
-        self.quota = DailyQuota(plan)
+        if quota is not None and quota.plan != plan:
+            raise ValueError(f"a shared quota of plan {quota.plan!r} cannot count a {plan!r} one")
+        #: Today's operations; shared by the namespaces of one account (see ``kv_quota``).
+        self.quota = DailyQuota(plan) if quota is None else quota
         self.faults = FaultInjector(tuple(KV_OPERATIONS), {"unavailable": _unavailable})
-        self._lock = threading.RLock()  # see the module docstring: every operation holds it
+        self._lock = self.quota.lock  # see the module docstring: every operation holds it
 
     # --- public operations -------------------------------------------------------------
 

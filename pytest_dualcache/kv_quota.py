@@ -1,11 +1,15 @@
 """The daily operation quotas of a KV plan, and what today used of them.
 
-One small object, so it can later become account-wide (shared by namespaces). It has no
-lock of its own: its namespace holds its ``RLock`` around every call (see ``kv.py``), and
-a quota shared by namespaces must share that lock with it.
+Cloudflare counts the free plan's daily operations per account, not per namespace ("1,000
+writes per day" across all namespaces: developers.cloudflare.com/kv/platform/limits/), so
+every KV namespace of one env shares one ``DailyQuota``. The quota carries the lock its
+namespaces hold around every operation (``lock``, see ``kv.py``): namespaces that share the
+counter share the lock, so a check and its count are never split by another namespace.
 """
 
 from __future__ import annotations
+
+import threading
 
 from .kv_errors import KVQuotaError
 from .limits import (
@@ -24,11 +28,14 @@ _QUOTA_OF = {method: kind.quota for method, kind in KV_OPERATIONS.items()}
 class DailyQuota:
     """Operations a plan allows per UTC day of the virtual clock, and today's use by kind."""
 
-    __slots__ = ("_day_end", "_day_start", "_used", "limits")
+    __slots__ = ("_day_end", "_day_start", "_used", "limits", "lock", "plan")
 
     def __init__(self, plan: KVPlan) -> None:
+        self.plan = plan
         #: Operations a day by quota kind ("read", "write", ...); None: no quota.
         self.limits = KV_DAILY_QUOTAS[plan]
+        #: Held by every namespace counting here, around each whole operation.
+        self.lock = threading.RLock()
         self._day_start = 0.0
         self._day_end = 0.0
         self._used = dict.fromkeys(_QUOTA_OF.values(), 0)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .env import DualCacheEnv, FeatureFlag
     from .kv import KVNamespace
     from .rest import CloudflareAPI
+    from .runtime.worker import WorkerClient
     from .workers import WorkersEnv
 
 SETTINGS_KEY = pytest.StashKey[DualCacheSettings]()
@@ -31,6 +32,8 @@ KV_SESSION_KEY = pytest.StashKey[Any]()
 RECORDER_KEY = pytest.StashKey[Recorder]()
 PREVIOUS_RECORDER_KEY = pytest.StashKey[Recorder]()
 SUITE_IDS_KEY = pytest.StashKey[list[str]]()  # suite node ids named on the command line
+#: True when this session installed the workers/pyodide/js import hook (and so removes it).
+SHIM_INSTALLED_KEY = pytest.StashKey[bool]()
 
 CONTRACTS_PACKAGE = "pytest_dualcache.contracts"
 # Contract modules import the emulators; rewrite their asserts like test modules'.
@@ -82,6 +85,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from .durable import forget_lost_servers
 
         forget_lost_servers()  # a session nested in another (pytester) starts with none lost
+    if settings.workers_shim:
+        from .runtime import importer
+
+        config.stash[SHIM_INSTALLED_KEY] = not importer.is_installed()
+        importer.install()
+    if settings.enabled and settings.wrangler is not None:
+        from .runtime.worker import load_worker
+
+        load_worker(settings.wrangler)  # a missing class or module stops the session here
     if settings.enabled and not hasattr(config, "workerinput"):  # xdist: checked already
         from .factories import check_factories
 
@@ -108,10 +120,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """After a test (its env closed), stop the session if the real Redis server was lost:
     later tests would run against no DO at all, and their results would not mean what they say.
+    Before its fixtures end, a ``dualcache_worker`` test notes the next test (see the fixture).
     """
+    from .shared_freeze import note_next_item
+
+    note_next_item(item, nextitem)
     result = yield
     settings = item.config.stash.get(SETTINGS_KEY, None)
     if settings is not None and settings.redis_url and not item.session.shouldstop:
@@ -127,6 +143,10 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(SHIM_INSTALLED_KEY, False):
+        from .runtime import importer
+
+        importer.uninstall()
     previous = config.stash.get(PREVIOUS_RECORDER_KEY, None)
     if previous is not None:
         Recorder.restore(previous)
@@ -246,6 +266,38 @@ def dualcache_workers_env(dualcache_env: DualCacheEnv) -> WorkersEnv:
 
 
 @pytest.fixture
+def dualcache_worker(
+    request: pytest.FixtureRequest, dualcache_env: DualCacheEnv
+) -> Iterator[WorkerClient]:
+    """The Worker of the wrangler config on the test's env: ``fetch(path, method=...,
+    headers=..., body=...)``, ``await fetch_async(...)``, ``scheduled(cron=...)``,
+    ``durable_object(binding, name)``, ``storage(binding, name)``, ``restart(binding, name)``.
+
+    The Worker and its Durable Objects read the test's clock (``time.time()``,
+    ``datetime.now()``): a ``dualcache_clock.freeze()`` lasts as long as the fixture, and is
+    handed on to the next test if that one uses the fixture too.
+    """
+    wrangler = _settings(request).wrangler
+    if wrangler is None:
+        from .settings import WRANGLER_CONFIG_NAMES
+
+        pytest.fail(
+            "dualcache_worker needs a wrangler config: none of "
+            f"{', '.join(WRANGLER_CONFIG_NAMES)} is in the rootdir ({request.config.rootpath}) "
+            "and ini dualcache_wrangler_config names none",
+            pytrace=False,
+        )
+    from . import shared_freeze
+    from .runtime.worker import WorkerClient
+
+    client = WorkerClient(dualcache_env, wrangler)
+    shared_freeze.follow(request.config, dualcache_env.clock)
+    yield client
+    client.close()
+    shared_freeze.release(request.node)
+
+
+@pytest.fixture
 def cloudflare_api(
     request: pytest.FixtureRequest, dualcache_env: DualCacheEnv
 ) -> Iterator[CloudflareAPI]:
@@ -256,7 +308,9 @@ def cloudflare_api(
     """
     from .rest.fixture import cloudflare_api_fixture
 
-    yield from cloudflare_api_fixture(request, dualcache_env)
+    wrangler = _settings(request).wrangler
+    wrangler_ids = wrangler.kv_namespace_ids() if wrangler is not None else None
+    yield from cloudflare_api_fixture(request, dualcache_env, wrangler_ids=wrangler_ids)
 
 
 @pytest.fixture

@@ -37,6 +37,12 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 #: Report column of each KV operation (the ledger op): reads, writes, deletes, lists.
 KV_KINDS = {op.method: op.counted_as for op in KV_OPERATIONS.values()}
 DO_KINDS = ("deletes", "errors", "gets", "hits", "lists", "misses", "sets")
+#: A user's Durable Object storage operations that count in the DO cache's columns under
+#: another name: a storage ``put`` is a DO write, as a cache ``set`` is.
+DO_STORAGE_COLUMNS = {"put": "sets", "deleteAll": "deletes"}
+#: Calls into a user's Durable Objects (RPC methods, ``stub.fetch``, alarms): ``do_calls``,
+#: written only when a session made some, so reports without user classes are unchanged.
+DO_CALL_COLUMNS = {"rpc": "rpc", "fetch": "fetch", "alarm": "alarms"}
 TOP_SITES = 10
 #: The report's column for each KV error type (the ledger keeps the exception's class name).
 _KV_ERROR_COLUMNS = {"KVRateLimitError": "rate_limited", "KVQuotaError": "quota"}
@@ -98,6 +104,7 @@ def summarize(
     kv = dict.fromkeys(KV_KINDS.values(), 0)
     kv_errors = {"rate_limited": 0, "quota": 0, "other": 0}
     do = dict.fromkeys(DO_KINDS, 0)
+    calls: Counter[str] = Counter()
     sites: Counter[str] = Counter()
     for record in records:
         if record.store_kind == "kv":
@@ -109,12 +116,14 @@ def summarize(
                     sites[call_site_text(record, rootdir)] += 1
         elif not record.ok:
             do["errors"] += 1
+        elif record.op in DO_CALL_COLUMNS:
+            calls[DO_CALL_COLUMNS[record.op]] += 1
         elif record.op == "get":
             do["gets"] += 1
             do["hits" if record.bytes else "misses"] += 1
-        elif f"{record.op}s" in do:
-            do[f"{record.op}s"] += 1
-    return {
+        elif (column := DO_STORAGE_COLUMNS.get(record.op, f"{record.op}s")) in do:
+            do[column] += 1
+    summary: dict[str, Any] = {
         "group": group,
         "kv": kv,
         "kv_errors": kv_errors,
@@ -123,6 +132,14 @@ def summarize(
         "bypasses": {outcome: [] for outcome in BYPASS_OUTCOMES},
         "over_budget": [],
     }
+    if calls:
+        summary["do_calls"] = _do_calls(calls)
+    return summary
+
+
+def _do_calls(calls: Counter[str]) -> dict[str, int]:
+    """The ``do_calls`` entry: every column, in a fixed order."""
+    return {column: calls[column] for column in DO_CALL_COLUMNS.values()}
 
 
 def bypass_entry(record: OperationRecord, rootdir: Path) -> dict[str, str]:
@@ -208,17 +225,19 @@ class SessionReport:
         kv: Counter[str] = Counter()
         kv_errors: Counter[str] = Counter()
         do: Counter[str] = Counter()
+        calls: Counter[str] = Counter()
         sites: Counter[str] = Counter()
         bypasses = dict.fromkeys(BYPASS_OUTCOMES, 0)
         for data in tests.values():
             kv.update(data["kv"])
             kv_errors.update(data["kv_errors"])
             do.update(data["do"])
+            calls.update(data.get("do_calls", {}))
             sites.update(data["write_sites"])
             for outcome in bypasses:
                 bypasses[outcome] += len(data["bypasses"].get(outcome, ()))
         writes = do["sets"] + kv["writes"]
-        return {
+        totals: dict[str, Any] = {
             "tests": len(tests),
             "kv": {kind: kv[kind] for kind in KV_KINDS.values()},
             "kv_errors": {kind: kv_errors[kind] for kind in ("rate_limited", "quota", "other")},
@@ -239,6 +258,9 @@ class SessionReport:
                 nodeid for nodeid, data in tests.items() if data["over_budget"]
             ),
         }
+        if calls:
+            totals["do_calls"] = _do_calls(calls)
+        return totals
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -337,6 +359,12 @@ def _group_lines(totals: dict[str, Any]) -> list[str]:
         f"rate {_percent(rate)}), {do['sets']} sets, {do['deletes']} deletes, "
         f"{do['errors']} errors"
     )
+    if "do_calls" in totals:
+        calls = totals["do_calls"]
+        lines.append(
+            f"Durable Object calls: {calls['rpc']} RPC, {calls['fetch']} fetch, "
+            f"{calls['alarms']} alarms (their storage operations are counted above)"
+        )
     share = totals["route_share"]
     lines.append(
         f"writes by route: DO {_percent(share['do'])}, KV {_percent(share['kv'])} "

@@ -26,9 +26,16 @@ if TYPE_CHECKING:
     from .budget import KVBudget
     from .factories import Waiver
     from .limits import KVPlan
+    from .runtime.wrangler import WranglerConfig
 
 KV_PLAN_CHOICES = ("free", "paid", "unlimited")
 DO_ENGINE_CHOICES = ("memory", "redis")
+SHIM_CHOICES = ("on", "off")
+#: The wrangler config files looked for in the rootdir, the first found wins (wrangler reads
+#: "wrangler.json", "wrangler.jsonc" or "wrangler.toml":
+#: developers.cloudflare.com/workers/wrangler/configuration/; the TOML first, as Cloudflare's
+#: Python Workers examples ship it).
+WRANGLER_CONFIG_NAMES = ("wrangler.toml", "wrangler.jsonc", "wrangler.json")
 REDIS_URL_VARIABLE = "DUALCACHE_REDIS_URL"
 BINDING_KEYS = ("do_binding", "kv_binding", "flag_var")
 GATE_OPTIONS = ("suite", "report_path", "save_baseline", "baseline", "max_growth")
@@ -190,6 +197,20 @@ SETTINGS: dict[str, Setting] = {
         ini="dualcache_kv_namespace_ids",
         ini_type="linelist",
     ),
+    "wrangler_config": Setting(
+        "the Worker's wrangler config (bindings, vars, Durable Object classes), relative to the "
+        "rootdir (default: the first of wrangler.toml, wrangler.jsonc, wrangler.json there)",
+        ini="dualcache_wrangler_config",
+    ),
+    "wrangler_env": Setting(
+        "the [env.NAME] section of the wrangler config to use (default: the top level)",
+        ini="dualcache_wrangler_env",
+    ),
+    "workers_shim": Setting(
+        "on: the workers, pyodide and js modules of Python Workers are importable; off: never "
+        "(default: on when a wrangler config is found)",
+        ini="dualcache_workers_shim",
+    ),
 }
 
 
@@ -270,6 +291,10 @@ class DualCacheSettings:
     #: The loaded baseline of ``--dualcache-baseline``.
     baseline: dict[str, Any] | None = None
     max_growth: Growth | None = None
+    #: The wrangler config read (``dualcache_wrangler_config``), or None without one.
+    wrangler: WranglerConfig | None = None
+    #: Whether the ``workers``/``pyodide``/``js`` import hook is installed for the session.
+    workers_shim: bool = False
 
 
 def given(config: pytest.Config, name: str) -> tuple[Any, str] | None:
@@ -327,6 +352,10 @@ def resolve_settings(config: pytest.Config) -> DualCacheSettings:
     """Read and validate every option and ini key; raise ``pytest.UsageError`` on a bad one."""
     enabled = bool(_value(config, "enabled")[0])
     redis_url = _redis_url(config, check=enabled)
+    wrangler = _wrangler_config(config)
+    shim = given(config, "workers_shim")
+    if shim is not None and shim[0] not in SHIM_CHOICES:
+        raise pytest.UsageError(f"{shim[1]}: {shim[0]!r} is not one of {', '.join(SHIM_CHOICES)}")
     settings = DualCacheSettings(
         enabled=enabled,
         names=_binding_names(config),
@@ -337,6 +366,8 @@ def resolve_settings(config: pytest.Config) -> DualCacheSettings:
         kv_budget_spec=_value(config, "kv_budget")[0],
         dal_modules=tuple(_value(config, "dal_modules")[0]),
         kv_allow=tuple(_value(config, "kv_allow")[0]),
+        wrangler=wrangler,
+        workers_shim=wrangler is not None if shim is None else shim[0] == "on",
     )
     if not enabled:
         named = [SETTINGS[name].option for name in GATE_OPTIONS if given(config, name)]
@@ -403,6 +434,31 @@ def _resolve_session_settings(
         max_growth=max_growth,
         **outputs,
     )
+
+
+def _wrangler_config(config: pytest.Config) -> WranglerConfig | None:
+    """The wrangler config ``dualcache_wrangler_config`` names, else the one in the rootdir,
+    read for ``dualcache_wrangler_env``; None when there is none. A file that cannot be used
+    is a ``pytest.UsageError`` naming the file and key (its classes load on first use)."""
+    found = given(config, "wrangler_config")
+    environment = given(config, "wrangler_env")
+    if found is None:
+        candidates = (config.rootpath / name for name in WRANGLER_CONFIG_NAMES)
+        path = next((candidate for candidate in candidates if candidate.is_file()), None)
+        if path is None:
+            if environment is not None:
+                raise pytest.UsageError(f"{environment[1]}: no wrangler config was found")
+            return None
+    else:
+        path = config.rootpath / found[0]
+        if not path.is_file():
+            raise pytest.UsageError(f"{found[1]}: {path} is not a file")
+    from .runtime.wrangler import WranglerConfigError, read_config
+
+    try:
+        return read_config(path, environment[0] if environment else None)
+    except WranglerConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _redis_url(config: pytest.Config, *, check: bool) -> str | None:

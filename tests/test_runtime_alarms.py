@@ -143,8 +143,29 @@ def test_while_a_retry_waits_get_alarm_gives_its_time(reminders, clock):
     assert asyncio.run(reminders.getByName("a").alarm_time()) is None
 
 
-def test_an_async_alarm_in_a_sync_advance_inside_an_event_loop_says_what_to_do(reminders, clock):
+def test_an_async_alarm_over_storage_runs_in_a_sync_advance_inside_an_event_loop(reminders, clock):
+    # Storage calls never wait, so such an alarm finishes without the loop's help.
     remind(reminders, "a", START_MS + 1000)
+
+    async def test() -> None:
+        clock.advance(2)
+
+    asyncio.run(test())
+    assert [run["at"] for run in Reminder.runs] == [DEFAULT_START + 1]
+
+
+class WaitingReminder(DurableObject):
+    """An async alarm that waits on the event loop."""
+
+    async def alarm(self) -> None:
+        await asyncio.sleep(0)
+
+
+def test_an_async_alarm_that_waits_in_a_sync_advance_inside_an_event_loop_says_what_to_do(
+    clock,
+):
+    namespace = DurableObjectNamespace(WaitingReminder, clock, clock, binding="REMINDERS")
+    namespace.instance("a").ctx.storage.setAlarm(START_MS + 1000)
 
     async def test() -> None:
         with pytest.raises(RuntimeError, match=r"alarm\(\) of REMINDERS 'a'.*advance_async"):

@@ -35,6 +35,7 @@ class StandInConfig:
     ) -> None:
         self.options = options or {}
         self.ini = ini or {}
+        self.rootpath = Path(__file__).parent / "no-wrangler-config-here"
         hooked_factories = hooked or []
 
         class Hook:
@@ -176,6 +177,9 @@ def test_the_public_option_and_ini_names_are_kept():
         "dualcache_do_engine",
         "dualcache_account_id",
         "dualcache_kv_namespace_ids",
+        "dualcache_wrangler_config",
+        "dualcache_wrangler_env",
+        "dualcache_workers_shim",
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import tomllib
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -77,16 +76,11 @@ def parse_namespace_ids(lines: Iterable[str], source: str) -> dict[str, str]:
 
 
 def wrangler_namespace_ids(path: str | Path, environment: str | None = None) -> dict[str, str]:
-    """``{binding: id}`` of a ``wrangler.toml``'s ``kv_namespaces`` (of ``[env.NAME]`` if given)."""
-    with open(path, "rb") as file:
-        config = tomllib.load(file)
-    if environment:
-        config = config.get("env", {}).get(environment, {})
-    return {
-        entry["binding"]: entry["id"]
-        for entry in config.get("kv_namespaces", [])
-        if isinstance(entry, dict) and "binding" in entry and "id" in entry
-    }
+    """``{binding: id}`` of a wrangler config's ``kv_namespaces`` (of ``[env.NAME]`` if given),
+    read by the plugin's one wrangler reader (``runtime.wrangler``)."""
+    from ..runtime.wrangler import read_config
+
+    return read_config(Path(path), environment).kv_namespace_ids()
 
 
 class CloudflareAPI:

@@ -7,7 +7,9 @@ results are structured clones (``clone``). Ids are workerd's: 32 bytes as 64 hex
 second half a MAC of the first under the namespace's key, so an id from another namespace
 is refused. Alarms fire on the virtual clock (``VirtualClock.call_at``); one that raises is
 retried with Cloudflare's backoff. ``restart()`` drops live instances and keeps storage.
-``fail()``/``outage()`` make calls fail in the caller with the runtime's errors. Every call
+``fail()``/``outage()`` make calls fail in the caller with the runtime's errors; ``ops``
+names ``"rpc"`` (every method), ``"fetch"`` or the class's methods by name (``ops="set"``:
+only ``stub.set(...)`` fails, as a DO cache's ``fail(ops="set")``). Every call
 is a row in ``ledger`` (kind "do") when it completes: ``rpc`` (key ``name:method``),
 ``fetch`` (``name:METHOD url``), ``alarm`` (``name``), beside the storage rows.
 """
@@ -17,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -95,11 +98,12 @@ class DurableObjectNamespace(InjectsFaults):
             if ledger is None
             else require_kind(ledger, "do", "DurableObjectNamespace")
         )
-        self.faults = FaultInjector(OPERATIONS, RUNTIME_ERRORS)
+        self.faults = FaultInjector(OPERATIONS | rpc_methods(cls), RUNTIME_ERRORS)
         key_source = unique_key or f"{cls.__module__}.{cls.__qualname__}"
         self._key = hashlib.sha256(key_source.encode()).digest()
         self._unique_ids = 0
         self._names: dict[str, str] = {}  # hex id -> the name it was made from
+        self._ids_by_name: dict[str, DurableObjectId] = {}
         self._stored: dict[str, StoredObject] = {}
         self._live_objects: dict[str, LiveObject] = {}
         self._alarm_timers: dict[str, TimerHandle] = {}
@@ -120,8 +124,11 @@ class DurableObjectNamespace(InjectsFaults):
         """The id for ``name``: the same name always gives the same id."""
         if not isinstance(name, str):
             raise JsTypeError(f"idFromName() takes a string, got {type(name).__name__}")
+        known = self._ids_by_name.get(name)
+        if known is not None:  # a Worker asks per request; the MACs need not be redone
+            return known
         head = hmac.new(self._key, name.encode("utf-8", "surrogatepass"), "sha256").digest()
-        object_id = self._id(head[:16], name)
+        object_id = self._ids_by_name[name] = self._id(head[:16], name)
         self._names[object_id.toString()] = name
         return object_id
 
@@ -173,6 +180,14 @@ class DurableObjectNamespace(InjectsFaults):
             if live is not None:
                 live.state._close()
 
+    def close(self) -> None:
+        """Evict every instance and cancel every alarm: the env this namespace belongs to is
+        gone, and its alarms must not fire on a clock a later env reuses."""
+        self.restart()
+        for timer in self._alarm_timers.values():
+            timer.cancel()
+        self._alarm_timers.clear()
+
     def instance(self, target: str | DurableObjectId) -> Any:
         """The live instance for ``target`` (a name or id), made now if there is none."""
         return self._live(self._object_id(target)).instance
@@ -183,6 +198,11 @@ class DurableObjectNamespace(InjectsFaults):
         if stored is None:
             return {}
         return {key: clone_for_storage(stored.values[key][0]) for key in sorted(stored.values)}
+
+    def alarm_of(self, target: str | DurableObjectId) -> int | None:
+        """The alarm of ``target`` (a name or id) in epoch milliseconds, or None."""
+        stored = self._stored.get(self._hex(target))
+        return None if stored is None else stored.alarm_ms
 
     def label(self, object_id: DurableObjectId) -> str:
         """How ledger rows name an object: the name it was made from, else its hex id."""
@@ -197,7 +217,7 @@ class DurableObjectNamespace(InjectsFaults):
         now = self._clock.now()
         key = f"{self.label(object_id)}:{method}"
         try:
-            self._admit("rpc")
+            self._admit("rpc", method)
             copied = [clone_for_rpc(arg) for arg in args]
             live = self._live(object_id)
             function = getattr(live.instance, method, None)
@@ -240,9 +260,10 @@ class DurableObjectNamespace(InjectsFaults):
         record_as(caller, self._ledger, "fetch", key, now, len(copy.content), True)
         return copy
 
-    def _admit(self, op: str) -> None:
+    def _admit(self, op: str, method: str | None = None) -> None:
+        """Raise the injected failure of ``op`` (or of the RPC ``method``), if any."""
         if self.faults.active:
-            error = self.faults.take(op)
+            error = (self.faults.take(method) if method else None) or self.faults.take(op)
             if error is not None:
                 raise error
 
@@ -350,14 +371,16 @@ class DurableObjectNamespace(InjectsFaults):
             live = self._live(object_id)
             handler = live.instance.alarm
             if live.state.blocked or inspect.iscoroutinefunction(handler):
-                return self._alarm_async(live, partial(relaxed_call, handler, info), finish)
+                return _run_until_it_waits(
+                    self._alarm_async(live, partial(relaxed_call, handler, info), finish)
+                )
             with self._running():
                 result = relaxed_call(handler, info)
         except Exception as exc:
             finish(exc)
             return None
         if isinstance(result, Awaitable):
-            return self._alarm_async(live, lambda: result, finish)
+            return _run_until_it_waits(self._alarm_async(live, lambda: result, finish))
         finish(None)
         return None
 
@@ -394,6 +417,50 @@ class DurableObjectNamespace(InjectsFaults):
             f"<DurableObjectNamespace {self.binding} of {self.cls.__name__}, "
             f"{len(self._live_objects)} live, {self.storage_backend}>"
         )
+
+
+def _run_until_it_waits(coroutine: Coroutine[Any, Any, Any]) -> Awaitable[Any] | None:
+    """Run ``coroutine`` as far as it goes without waiting: None when it finished (an alarm
+    over storage calls, which never wait, finishes so even inside a running event loop, where
+    the clock could not start another), else an awaitable of the rest for the clock to run."""
+    try:
+        yielded = coroutine.send(None)
+    except StopIteration:
+        return None
+    return _awaited(_resumed(coroutine, yielded))
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+@types.coroutine
+def _resumed(coroutine: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """The rest of a coroutine that stopped at ``yielded``, as an awaitable."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:
+            try:
+                yielded = coroutine.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                yielded = coroutine.send(sent)
+            except StopIteration as done:
+                return done.value
+
+
+def rpc_methods(cls: type) -> frozenset[str]:
+    """The public methods of ``cls`` a stub can call (its handlers ``fetch``/``alarm`` aside)."""
+    return frozenset(
+        name
+        for name in dir(cls)
+        if not name.startswith("_")
+        and name not in ("fetch", "alarm")
+        and callable(getattr(cls, name, None))
+    )
 
 
 def build_namespaces(

@@ -10,12 +10,15 @@ a request left behind. ``relaxed_call`` is how workerd calls the runtime's own h
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+#: Positional arguments a function takes and the names it takes (None: any number, any name).
+_Shape = tuple[int | None, frozenset[str] | None]
 
 
 class WorkerEntrypoint:
@@ -90,14 +93,35 @@ class ExecutionContext:
 def relaxed_call(func: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
     """``func(*args, **kwargs)`` without the arguments it does not take (Pyodide's
     ``relaxed_call``, how workerd calls ``alarm(alarm_info)`` and ``fetch(request)``)."""
-    try:
-        parameters = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: pass everything
+    bound = getattr(func, "__self__", None) is not None and not isinstance(func, type)
+    shape = _shape(getattr(func, "__func__", func) if bound else func, bound)
+    if shape is None:  # a builtin without a signature: pass everything
         return func(*args, **kwargs)
-    kinds = {parameter.kind for parameter in parameters}
-    if inspect.Parameter.VAR_POSITIONAL not in kinds:
-        args = args[: sum(1 for parameter in parameters if parameter.kind in _POSITIONAL)]
-    if inspect.Parameter.VAR_KEYWORD not in kinds:
-        named = {p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+    positional, named = shape
+    if positional is not None:
+        args = args[:positional]
+    if named is not None:
         kwargs = {name: value for name, value in kwargs.items() if name in named}
     return func(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape(func: Callable[..., Any], bound: bool) -> _Shape | None:
+    """How many positional arguments ``func`` takes and which names (None: any), without the
+    bound ``self``; None when it has no signature. Cached: handlers are called per request."""
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if bound and parameters and parameters[0].kind in _POSITIONAL:
+        parameters = parameters[1:]
+    kinds = {parameter.kind for parameter in parameters}
+    positional = None
+    if inspect.Parameter.VAR_POSITIONAL not in kinds:
+        positional = sum(1 for parameter in parameters if parameter.kind in _POSITIONAL)
+    named = None
+    if inspect.Parameter.VAR_KEYWORD not in kinds:
+        named = frozenset(
+            p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY
+        )
+    return positional, named
