@@ -43,7 +43,7 @@ CLAUSES: dict[str, str] = {
     "is down.",
     "FB-4": "DO failing on read: get falls back to KV and never raises.",
     "FB-5": "Two puts to one key within a second on the KV route both succeed; the later wins.",
-    "FB-6": "Both stores failing: put reports failure; get never returns a wrong value.",
+    "FB-6": "Both stores failing: put and delete report failure; get never returns a wrong value.",
     "FB-7": "No silent loss: a put that reported success is readable until its TTL or a "
     "later write.",
     "FB-8": "DO failing on write: a delete still succeeds via KV, and the key reads None "

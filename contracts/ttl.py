@@ -140,6 +140,17 @@ class TTLClauses:
             f"{refusal(outcomes['do'])} on the DO route, {refusal(outcomes['kv'])} on KV"
         )
 
+    @clause("TTL-5")
+    @pytest.mark.parametrize("route", ROUTES)
+    def test_TTL_5_the_largest_ttl_is_accepted(self, contract: ContractHarness, route: str) -> None:
+        dal = contract.start(route)
+        put = dal.put("ttl:5", "long", ttl=KV_MAX_EXPIRATION_TTL_S)
+        assert put.succeeded, (
+            f"put with ttl={KV_MAX_EXPIRATION_TTL_S} (2**31 - 1, KV's largest) must succeed: {put}"
+        )
+        contract.advance(86_400)
+        assert dal.get("ttl:5") == "long", "a value with the largest ttl must read back a day later"
+
     @clause("TTL-6")
     @pytest.mark.parametrize("route", ROUTES)
     def test_TTL_6_value_read_just_before_ttl_is_not_served_at_ttl(
