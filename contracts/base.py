@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Generator, Iterator
 
 import pytest
@@ -87,12 +85,7 @@ class DualCacheContract(
         settings = request.config.stash.get(SETTINGS_KEY, DualCacheSettings())
         harness = ContractHarness(make_dal, settings)
         # A DAL that backs off with a plain sleep stays fast: time moves, nothing blocks.
-        monkeypatch.setattr(time, "sleep", lambda seconds: harness.clock.sleep(seconds))
-        monkeypatch.setattr(
-            asyncio,
-            "sleep",
-            lambda seconds, result=None: harness.clock.async_sleep(seconds, result),
-        )
+        shared_freeze.sleep_on(monkeypatch, harness.clock)
         request.node.stash[CONTRACT_HARNESS_KEY] = harness
         if not request.config.pluginmanager.has_plugin(ClauseReporter.name):
             request.config.pluginmanager.register(ClauseReporter(), ClauseReporter.name)

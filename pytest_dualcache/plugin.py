@@ -79,17 +79,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.getoption("help", default=False):
         return  # --help must work even when an ini value is broken
-    settings = resolve_settings(config)
+    settings = resolve_settings(config, before_user_code=lambda known: _install_shim(config, known))
     config.stash[SETTINGS_KEY] = settings
     if settings.redis_url:
         from .durable import forget_lost_servers
 
         forget_lost_servers()  # a session nested in another (pytester) starts with none lost
-    if settings.workers_shim:
-        from .runtime import importer
-
-        config.stash[SHIM_INSTALLED_KEY] = not importer.is_installed()
-        importer.install()
     if settings.enabled and settings.wrangler is not None:
         from .runtime.worker import load_worker
 
@@ -117,6 +112,16 @@ def pytest_configure(config: pytest.Config) -> None:
     session = KVSession(config, settings, recorder)
     config.stash[KV_SESSION_KEY] = session
     config.pluginmanager.register(session, "dualcache-session")
+
+
+def _install_shim(config: pytest.Config, settings: DualCacheSettings) -> None:
+    """Make the workers/pyodide/js modules importable for the session, when settings say so,
+    before any factory module (which may import them) is imported."""
+    if settings.workers_shim:
+        from .runtime import importer
+
+        config.stash[SHIM_INSTALLED_KEY] = not importer.is_installed()
+        importer.install()
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -267,7 +272,7 @@ def dualcache_workers_env(dualcache_env: DualCacheEnv) -> WorkersEnv:
 
 @pytest.fixture
 def dualcache_worker(
-    request: pytest.FixtureRequest, dualcache_env: DualCacheEnv
+    request: pytest.FixtureRequest, dualcache_env: DualCacheEnv, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[WorkerClient]:
     """The Worker of the wrangler config on the test's env: ``fetch(path, method=...,
     headers=..., body=...)``, ``await fetch_async(...)``, ``scheduled(cron=...)``,
@@ -275,7 +280,8 @@ def dualcache_worker(
 
     The Worker and its Durable Objects read the test's clock (``time.time()``,
     ``datetime.now()``): a ``dualcache_clock.freeze()`` lasts as long as the fixture, and is
-    handed on to the next test if that one uses the fixture too.
+    handed on to the next test if that one uses the fixture too. ``time.sleep`` and
+    ``asyncio.sleep`` advance that clock instead of blocking, as in the contract suite.
     """
     wrangler = _settings(request).wrangler
     if wrangler is None:
@@ -292,6 +298,7 @@ def dualcache_worker(
 
     client = WorkerClient(dualcache_env, wrangler)
     shared_freeze.follow(request.config, dualcache_env.clock)
+    shared_freeze.sleep_on(monkeypatch, dualcache_env.clock)
     yield client
     client.close()
     shared_freeze.release(request.node)

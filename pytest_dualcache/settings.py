@@ -348,8 +348,16 @@ def _binding_names(config: pytest.Config) -> BindingNames:
     return BindingNames(do=do, kv=kv, flag=flag)
 
 
-def resolve_settings(config: pytest.Config) -> DualCacheSettings:
-    """Read and validate every option and ini key; raise ``pytest.UsageError`` on a bad one."""
+def resolve_settings(
+    config: pytest.Config,
+    *,
+    before_user_code: Callable[[DualCacheSettings], None] | None = None,
+) -> DualCacheSettings:
+    """Read and validate every option and ini key; raise ``pytest.UsageError`` on a bad one.
+
+    ``before_user_code`` gets the settings known before the factories' modules are imported
+    (a Worker's DAL module may import ``js`` at its top: the runtime shim must be in first).
+    """
     enabled = bool(_value(config, "enabled")[0])
     redis_url = _redis_url(config, check=enabled)
     wrangler = _wrangler_config(config)
@@ -369,6 +377,8 @@ def resolve_settings(config: pytest.Config) -> DualCacheSettings:
         wrangler=wrangler,
         workers_shim=wrangler is not None if shim is None else shim[0] == "on",
     )
+    if before_user_code is not None:
+        before_user_code(settings)
     if not enabled:
         named = [SETTINGS[name].option for name in GATE_OPTIONS if given(config, name)]
         if named:

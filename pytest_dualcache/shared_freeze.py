@@ -1,4 +1,5 @@
-"""One freezegun freeze for consecutive tests whose code must read the virtual clock.
+"""One freezegun freeze for consecutive tests whose code must read the virtual clock, and
+sleeps that move that clock.
 
 Contract tests and ``dualcache_worker`` tests freeze time at their env's clock, so the code
 under test (a DAL, a Worker, its Durable Objects) reads it through ``time.time()`` and
@@ -9,6 +10,9 @@ runs on real time.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 import pytest
 
@@ -57,3 +61,10 @@ def release(item: pytest.Item) -> None:
         follow(item.config, VirtualClock())
     else:
         stop(item.config)
+
+
+def sleep_on(monkeypatch: pytest.MonkeyPatch, clock: VirtualClock) -> None:
+    """Make ``time.sleep`` and ``asyncio.sleep`` advance ``clock`` instead of blocking, for
+    the test: code that backs off (a retried KV write after a 429) stays fast and on time."""
+    monkeypatch.setattr(time, "sleep", clock.sleep)
+    monkeypatch.setattr(asyncio, "sleep", clock.async_sleep)

@@ -409,3 +409,24 @@ def test_the_lists_example_shape_with_a_cron_handler_taking_only_the_controller(
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_factory_module_that_imports_js_at_its_top_loads(worker_project):
+    worker_project.makepyfile(
+        worker_dal="""
+        from js import JSON  # as Worker code does: the shim must be in before factories load
+
+        from pytest_dualcache.abstraction import CacheAbstraction
+
+
+        def make_dal(env):
+            assert JSON.parse(JSON.stringify({"a": 1})) == {"a": 1}
+            return CacheAbstraction(env)
+        """,
+        test_nothing="def test_nothing(): pass",
+    )
+    worker_project.syspathinsert()
+    result = worker_project.runpytest(
+        "--dualcache", "--dualcache-factory=mine=worker_dal:make_dal", "test_nothing.py"
+    )
+    result.assert_outcomes(passed=1)
