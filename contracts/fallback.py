@@ -383,6 +383,10 @@ class FallbackClauses:
         with contract.do.outage(), contract.kv.outage():
             put = dal.put("fb6", "failed")
             assert not put.succeeded, f"a put with both stores down must report failure: {put}"
+            late = contract.instance("late").put("fb6", "failed")  # starts with both down
+            assert not late.succeeded, (
+                f"a put from an instance started with both stores down must report failure: {late}"
+            )
             for instance in (dal, contract.instance("B")):
                 got, _ = get_or_error(instance, "fb6")
                 assert got in (None, "previous"), (
@@ -424,11 +428,12 @@ class FallbackClauses:
         assert dal.put("fb6", "kept").succeeded, "the put with both stores up must succeed"
         contract.advance(1)
         with contract.do.outage(), contract.kv.outage():
-            deleted = delete_outcome(dal, "fb6")
-            assert deleted is not True, (
-                "a delete with both stores down reached neither: it must raise or report "
-                "failure, never success"
-            )
+            for instance in (dal, contract.instance("B")):  # B starts with both stores down
+                deleted = delete_outcome(instance, "fb6")
+                assert deleted is not True, (
+                    f"{instance.name}: a delete with both stores down reached neither: it "
+                    "must raise or report failure, never success"
+                )
         for instance in (dal, contract.instance("B")):
             got = instance.get("fb6")
             assert got == "kept", (
