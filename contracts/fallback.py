@@ -341,6 +341,29 @@ class FallbackClauses:
                     f"DO takes while copies wait in KV must remove its key's copy); got {got!r}"
                 )
 
+    @clause("FB-4")
+    @pytest.mark.parametrize("failure", ["fail", "outage"])
+    def test_FB_4_read_fallback_never_returns_a_copy_a_later_delete_replaced(
+        self, contract: ContractHarness, failure: str
+    ) -> None:
+        dal = contract.start("do")
+        with do_write_failure(contract, "fail"):
+            assert dal.put("fb4", "old").succeeded, "a put the DO refused must succeed via KV"
+        contract.advance(1)
+        contract.do.fail(1, ops="set")  # a repair's move into the DO, if the DAL repairs now
+        deleted = delete_outcome(dal, "fb4")
+        assert deleted, f"the delete after the outage must succeed, got {deleted!r}"
+        contract.do.recover()
+        with do_read_failure(contract, failure):
+            for instance in (dal, contract.instance("B")):
+                got, error = get_or_error(instance, "fb4")
+                assert error is None, f"get must not raise while the DO refuses reads: {error!r}"
+                assert got is None, (
+                    f"{instance.name}: get must return None after the delete, never 'old', the "
+                    f"fallback copy it replaced (a delete the DO takes while copies wait in KV "
+                    f"must remove its key's copy); got {got!r}"
+                )
+
     @clause("FB-5")
     @pytest.mark.parametrize("writers", ["one-instance", "two-instances"])
     @pytest.mark.parametrize("gap", [0.0, 0.5, 0.999])
