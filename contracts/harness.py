@@ -58,6 +58,15 @@ def reported_success(result: object) -> bool:
     return bool(getattr(result, "success", True))
 
 
+def delete_succeeded(dal: DALHandle, key: str) -> bool:
+    """Delete ``key``; False if the delete raised or reported ``success`` false."""
+    try:
+        result = dal.delete(key)
+    except Exception:
+        return False
+    return reported_success(result)
+
+
 def strict_equal(left: object, right: object) -> bool:
     """Equality that also matches types all the way down: 1 != 1.0 != True here."""
     if type(left) is not type(right):

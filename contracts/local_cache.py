@@ -8,7 +8,7 @@ import pytest
 
 from .clauses import clause
 from .fallback import do_write_failure
-from .harness import EPSILON, ROUTES, ContractHarness, DALHandle, reported_success
+from .harness import EPSILON, ROUTES, ContractHarness, DALHandle, delete_succeeded
 
 
 def legacy_read(contract: ContractHarness, key: str) -> object:
@@ -23,15 +23,6 @@ SAME_INSTANT_HINT = (
     "copy against the DO's record by time alone sees a tie, and the older 'v1' wins it. "
     "Order writes by time and a sequence number (see docs/contract.md, LOC-1)"
 )
-
-
-def delete_succeeded(dal: DALHandle, key: str) -> bool:
-    """Delete ``key``; False if the delete raised or reported ``success`` false."""
-    try:
-        result = dal.delete(key)
-    except Exception:
-        return False
-    return reported_success(result)
 
 
 def written(writer: DALHandle, change: str) -> object:
