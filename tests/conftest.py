@@ -1,4 +1,5 @@
-"""What the plugin's own tests share: how deep their hypothesis runs go, and a broken DAL.
+"""What the plugin's own tests share: how deep their hypothesis runs go, a broken DAL, and
+copies of the example projects.
 
 The README's test command stays quick; CI's ``--dualcache -n 2`` step runs the same tests with
 ``--hypothesis-profile=dualcache-deep``, and runs each example project's suite itself at the
@@ -8,6 +9,8 @@ suite's default depth (see ``.ci/run``).
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,20 @@ def broken_dal(pytester: pytest.Pytester) -> str:
     pytester.makepyfile(dal_broken=IGNORES_TTL_ON_KV)
     pytester.syspathinsert()
     return "dal_broken:IgnoresTTLOnKV"
+
+
+#: The examples' folder; each example is a project a test copies and runs with pytester.
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def copy_example(pytester: pytest.Pytester) -> Callable[..., pytest.Pytester]:
+    """``copy_example(name, *also_ignore)``: the example project ``examples/<name>`` (its ini
+    file included) copied into the pytester directory, without caches left by earlier runs."""
+
+    def copy(name: str, *also_ignore: str) -> pytest.Pytester:
+        ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis", *also_ignore)
+        shutil.copytree(EXAMPLES / name, pytester.path, dirs_exist_ok=True, ignore=ignore)
+        return pytester
+
+    return copy

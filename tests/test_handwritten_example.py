@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,15 +24,9 @@ CONTRACT_TEST = re.compile(
 
 
 @pytest.fixture
-def example(pytester: pytest.Pytester) -> pytest.Pytester:
+def example(copy_example: Callable[..., pytest.Pytester]) -> pytest.Pytester:
     """The pytester directory holding a copy of the example project (its ini file included)."""
-    shutil.copytree(
-        EXAMPLE,
-        pytester.path,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis"),
-    )
-    return pytester
+    return copy_example("handwritten_dal")
 
 
 def test_handwritten_dal_passes_every_contract_test(

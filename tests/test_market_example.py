@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,15 +26,9 @@ LEGACY_SITES = {
 
 
 @pytest.fixture
-def example(pytester: pytest.Pytester) -> pytest.Pytester:
+def example(copy_example: Callable[..., pytest.Pytester]) -> pytest.Pytester:
     """The pytester directory holding a copy of the example project (its ini file included)."""
-    shutil.copytree(
-        EXAMPLE,
-        pytester.path,
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".hypothesis", "*.json"),
-    )
-    return pytester
+    return copy_example("market_dal", "*.json")
 
 
 def test_example_passes_the_contract_suite_and_its_kv_budgets(

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from pytest_dualcache.contracts import CLAUSES
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "workers_app"
 CLAUSE_OF_TEST = re.compile(r"::test_([A-Z]+)(?:_(\d+))?_")
 
 
 def test_the_durable_object_class_meets_every_clause_and_the_worker_tests_pass(
-    pytester: pytest.Pytester, quick_suite_examples: str
+    copy_example: Callable[..., pytest.Pytester], quick_suite_examples: str
 ) -> None:
-    shutil.copytree(EXAMPLE, pytester.path, dirs_exist_ok=True, ignore=_caches)
+    pytester = copy_example("workers_app")
     result = pytester.runpytest_subprocess(
         "--dualcache", "--dualcache-report=report.json", "-p", "no:randomly", quick_suite_examples
     )
@@ -36,7 +34,3 @@ def test_the_durable_object_class_meets_every_clause_and_the_worker_tests_pass(
     assert groups == {"application", "contract"} and set(CLAUSES) <= clauses
     assert report["groups"]["contract"]["do_calls"]["rpc"] > 0  # through the stub
     assert report["groups"]["application"]["tests"] == 8
-
-
-def _caches(folder: str, names: list[str]) -> set[str]:
-    return {name for name in names if name in ("__pycache__", ".pytest_cache", ".hypothesis")}
