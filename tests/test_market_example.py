@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "market_dal"
 WORKFLOW = ROOT / "examples" / "ci" / "dualcache.yml"
 CONTRACT_TEST = re.compile(r"contracts/test_registered\.py::\S+::(test_\w+)\[(migrated|worker)\b")
 LEGACY_SITES = {
