@@ -50,6 +50,8 @@ CLAUSES: dict[str, str] = {
     "while the DO is down and after it recovers.",
     "FB-9": "An outage of any size heals: once the DO is back, every put made while it was "
     "down reads back, beyond one KV list page (1,000 keys) too.",
+    "FB-10": "KV failing, DO healthy: an instance that has served calls keeps the DO route "
+    "working (puts, gets and deletes succeed on the DO).",
     "LOC-1": "After a cached get, a put is visible at once on the same instance.",
     "LOC-2": "After a cached get, a delete is visible at once on the same instance.",
     "LOC-3": "Two instances on one env: B sees A's write no later than B's declared "

@@ -86,7 +86,7 @@ def checked_readable(
 
 
 class FallbackClauses:
-    """FB-1 to FB-9."""
+    """FB-1 to FB-10."""
 
     @clause("FB-1")
     def test_FB_1_flag_off_writes_go_to_kv_and_never_touch_the_do(
@@ -313,10 +313,15 @@ class FallbackClauses:
     @clause("FB-4")
     @pytest.mark.parametrize("failure", ["fail", "outage"])
     @pytest.mark.parametrize("change", ["put", "delete"])
+    @pytest.mark.parametrize("changer", ["writer", "idle-instance"])
     def test_FB_4_read_fallback_never_returns_a_copy_a_later_write_replaced(
-        self, contract: ContractHarness, change: str, failure: str
+        self, contract: ContractHarness, changer: str, change: str, failure: str
     ) -> None:
         dal = contract.start("do")
+        other = dal
+        if changer == "idle-instance":  # its view of the route predates the outage
+            other = contract.instance("B")
+            assert other.get("fb4") is None, "nothing was written yet"
         with do_write_failure(contract, "fail"):
             assert dal.put("fb4", "old").succeeded, "a put the DO refused must succeed via KV"
         contract.advance(1)
@@ -324,21 +329,26 @@ class FallbackClauses:
         # for a DAL that repairs later, the put's own (which then falls back again).
         contract.do.fail(1, ops="set")
         if change == "put":
-            assert dal.put("fb4", "new").succeeded, "the put after the outage must succeed"
+            assert other.put("fb4", "new").succeeded, "the put after the outage must succeed"
             allowed: tuple[object, ...] = ("new", None)
         else:
-            assert delete_succeeded(dal, "fb4"), "the delete after the outage must succeed"
+            assert delete_succeeded(other, "fb4"), "the delete after the outage must succeed"
             allowed = (None,)
         contract.do.recover()
+        by = (
+            ""
+            if other is dal
+            else f" by {other.name}, whose view of the route predated the outage,"
+        )
         with do_read_failure(contract, failure):
-            for instance in (dal, contract.instance("B")):
+            for instance in (dal, contract.instance("C")):
                 got, error = get_or_error(instance, "fb4")
                 assert error is None, f"get must not raise while the DO refuses reads: {error!r}"
                 assert got in allowed, (
                     f"{instance.name}: get must return {' or '.join(map(repr, allowed))} while "
-                    f"the DO refuses reads, never 'old', the fallback copy the {change} replaced "
-                    f"(a {change} the DO takes while copies wait in KV must remove its key's "
-                    f"copy); got {got!r}"
+                    f"the DO refuses reads, never 'old', the fallback copy the {change}{by} "
+                    f"replaced (a {change} the DO takes while copies wait in KV must remove its "
+                    f"key's copy); got {got!r}"
                 )
 
     @clause("FB-5")
@@ -541,6 +551,50 @@ class FallbackClauses:
             )
         checked_readable(contract, idle, "fb7", "kept", start, 300)
 
+    @clause("FB-7")
+    def test_FB_7_puts_of_an_outage_read_back_the_moment_it_ends(
+        self, contract: ContractHarness
+    ) -> None:
+        dal = contract.start("do")
+        keys = ("fb7:first", "fb7:second")
+        with contract.do.outage():
+            for key in keys:
+                assert dal.put(key, key).succeeded, "a put during the outage must succeed via KV"
+                contract.advance(0.5)
+        # No time passes once the DO is back: a DAL that backs off retrying its repair has not
+        # moved the copies yet, so a get finds the DO answering without them.
+        for instance in (dal, contract.instance("B")):
+            for key in keys:
+                got = instance.get(key)
+                assert got == key, (
+                    f"{instance.name}: the moment the DO is back, {key!r} (put during the "
+                    f"outage, reported success) must read back {key!r}, also before any repair "
+                    f"has moved it into the DO (the DO answering 'no record' does not hide a "
+                    f"fallback copy); got {got!r}"
+                )
+
+    @clause("FB-7")
+    def test_FB_7_a_put_the_do_took_outlives_an_older_copy_kv_would_not_remove(
+        self, contract: ContractHarness
+    ) -> None:
+        dal = contract.start("do")
+        with do_write_failure(contract, "fail"):
+            assert dal.put("fb7", "old").succeeded, "a put the DO refused must succeed via KV"
+        contract.advance(1)
+        # KV refuses the next two deletes: a repair's removal of the copy and the put's own.
+        contract.kv.fail(2, ops="delete")
+        put = dal.put("fb7", "new")
+        contract.kv.recover()
+        contract.advance(2)  # past a repair's first backoff
+        allowed = ("new",) if reported_success(put) else ("new", "old")
+        for instance in (dal, contract.instance("B")):
+            got = instance.get("fb7")
+            assert got in allowed, (
+                f"{instance.name}: the put of 'new' went to the DO and reported success while "
+                f"KV refused to remove the older fallback copy 'old'; that copy must never "
+                f"overwrite or outrank it (compare when each was written); got {got!r}"
+            )
+
     @clause("FB-8")
     @pytest.mark.parametrize("failure", ["fail", "outage"])
     def test_FB_8_delete_succeeds_via_kv_while_do_refuses_writes(
@@ -600,4 +654,36 @@ class FallbackClauses:
         assert missing == [], (
             f"once the DO is back, all {len(keys)} puts made during the outage (more than one "
             f"KV list page) must read back; {len(missing)} did not: {missing[:5]}"
+        )
+
+    @clause("FB-10")
+    def test_FB_10_an_instance_in_use_keeps_the_do_route_through_a_kv_outage(
+        self, contract: ContractHarness
+    ) -> None:
+        dal = contract.start("do")
+        assert dal.put("fb10", "before").succeeded, "the put with both stores healthy must succeed"
+        assert dal.get("fb10") == "before", "the put must be readable"
+        contract.advance(1)
+        with contract.kv.outage():
+            # Twice: at once, and after any view of the route the DAL keeps has aged out.
+            for when, step in (("at once", 0), ("2 minutes later", 120)):
+                contract.advance(step)
+                value = f"during, {when}"
+                put = dal.put("fb10", value)
+                assert reported_success(put), (
+                    f"{when} into a KV outage, with the DO healthy, a put on an instance that "
+                    f"has served calls must succeed on the DO (KV is the fallback, not a "
+                    f"dependency of the DO route); got {put!r}"
+                )
+                got, error = get_or_error(dal, "fb10")
+                assert error is None and got == value, (
+                    f"{when} into a KV outage, get must read the put {value!r} from the DO; "
+                    f"got {got!r} {error!r}"
+                )
+                assert delete_succeeded(dal, "fb10:other"), (
+                    f"{when} into a KV outage, a delete on the DO route must succeed"
+                )
+        got = contract.instance("B").get("fb10")
+        assert got == "during, 2 minutes later", (
+            f"after the KV outage, a fresh instance must read the last put; got {got!r}"
         )

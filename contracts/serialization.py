@@ -230,6 +230,28 @@ class SerializationClauses:
         )
 
     @clause("SER-5")
+    @pytest.mark.parametrize(
+        "metadata",
+        [
+            pytest.param({"written_by": "nightly-job", "version": 2}, id="dict"),
+            pytest.param("nightly-job", id="str"),
+            pytest.param([1, 2], id="list"),
+        ],
+    )
+    def test_SER_5_legacy_writer_with_its_own_metadata_is_read(
+        self, contract: ContractHarness, metadata: object
+    ) -> None:
+        dal = contract.start("kv")
+        contract.kv.put("ser:5", json.dumps({"close": 231.5}), metadata=metadata)
+        for instance in (dal, contract.instance("reader")):
+            got = instance.get("ser:5")
+            assert got == {"close": 231.5}, (
+                f"{instance.name}: a legacy writer's JSON text must read back whatever metadata "
+                f"it attached (here {metadata!r}: not the DAL's, so the entry is a legacy "
+                f"one); got {got!r}"
+            )
+
+    @clause("SER-5")
     def test_SER_5_legacy_writer_overwrites_a_dal_value(self, contract: ContractHarness) -> None:
         writer = contract.start("kv")
         assert writer.put("ser:5", "from the DAL").succeeded, "the put must succeed"

@@ -140,18 +140,16 @@ class KVEntries:
         text, meta = found.value, found.metadata
         if text is None:
             return None, 0.0, None
-        if meta is not None and not isinstance(meta, dict):
-            meta = None  # someone else's metadata: the entry is foreign, read as legacy
         now = self.env.clock.now()
-        if meta is None:
-            # A legacy write: plain JSON without our metadata. It carries no generation, so
-            # it is current only in generation 0 (before any flip; afterwards it could be
-            # older than what the DAL wrote since), and no expiry we can read, so it is
-            # never kept in the local cache (expiry "now").
+        if not is_entry_metadata(meta):
+            # A legacy write: plain JSON with no metadata or the legacy writer's own. It
+            # carries no generation, so it is current only in generation 0 (before any flip;
+            # afterwards it could be older than what the DAL wrote since), and no expiry we
+            # can read, so it is never kept in the local cache (expiry "now").
             if route == "kv" and generation == 0:
                 return text, now, [-math.inf, 0]
             return None, 0.0, None
-        if meta.get("r") != route or meta.get("g") != generation:
+        if meta["r"] != route or meta["g"] != generation:
             return None, 0.0, None
         if now >= meta["e"]:
             return None, 0.0, meta["s"]
@@ -170,10 +168,19 @@ class KVEntries:
             cursor = page.cursor
 
 
+#: The metadata keys ``KVEntries.write`` sets on every entry (a tombstone adds "t").
+ENTRY_METADATA_KEYS = frozenset({"e", "g", "r", "s"})
+
+
+def is_entry_metadata(meta: object) -> bool:
+    """Whether ``meta`` is what ``KVEntries.write`` attaches, not a legacy writer's own."""
+    return isinstance(meta, dict) and meta.keys() >= ENTRY_METADATA_KEYS
+
+
 def is_copy(key: Any, generation: int) -> bool:
     """A KV list entry that is a DO-route fallback copy (or tombstone) of ``generation``."""
     meta = key.metadata
-    return isinstance(meta, dict) and meta.get("r") == "do" and meta.get("g") == generation
+    return is_entry_metadata(meta) and meta["r"] == "do" and meta["g"] == generation
 
 
 class FallbackRepair:

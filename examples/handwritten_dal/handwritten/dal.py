@@ -98,6 +98,16 @@ class Found(NamedTuple):
 MISS = Found(None, None, NO_STAMP)
 
 
+#: The metadata keys on every KV entry this DAL writes. Any other metadata (none, or a legacy
+#: writer's own, of any shape) marks a legacy writer's plain JSON (SER-5).
+OUR_METADATA_KEYS = frozenset({"e", "g", "r"})
+
+
+def is_ours(meta: object) -> bool:
+    """Whether ``meta`` is the metadata this DAL writes, not a legacy writer's."""
+    return isinstance(meta, dict) and meta.keys() >= OUR_METADATA_KEYS
+
+
 # --- input checks: the same on both routes, before any store is touched (TTL-5, SER-2/4) ----
 
 
@@ -348,7 +358,7 @@ class HandwrittenDAL:
         text, meta = found.value, found.metadata
         if text is None:
             return MISS
-        if not isinstance(meta, dict):
+        if not is_ours(meta):
             # SER-5: a legacy writer's plain JSON. It has no generation, so it is only
             # current before the env's first flip (FLIP-2), and no expiry we can read, so it
             # is never kept locally (TTL-6).
@@ -367,7 +377,7 @@ class HandwrittenDAL:
             log.warning("get %r: KV failed too (%s)", key, exc)
             return MISS
         meta = found.metadata
-        if found.value is None or not isinstance(meta, dict):
+        if found.value is None or not is_ours(meta):
             return MISS
         if meta.get("r") != "do" or meta.get("g") != view.generation:
             return MISS
@@ -490,7 +500,7 @@ class HandwrittenDAL:
             page = self.kv.list(cursor=cursor)
             for entry in page.keys:
                 meta = entry.metadata
-                if isinstance(meta, dict) and meta.get("r") == "do" and meta.get("g") == generation:
+                if is_ours(meta) and meta["r"] == "do" and meta["g"] == generation:
                     keys.append(entry.name)
             if page.list_complete:
                 return keys
@@ -500,7 +510,7 @@ class HandwrittenDAL:
         """Put the copy in the DO if newer than the DO's record, then delete the copy."""
         found = self.kv.get_with_metadata(key)
         meta = found.metadata
-        if found.value is None or not isinstance(meta, dict) or meta.get("r") != "do":
+        if found.value is None or not is_ours(meta) or meta["r"] != "do":
             return
         record = self.env.do.get(key)
         do_stamp = NO_STAMP

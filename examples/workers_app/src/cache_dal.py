@@ -116,6 +116,16 @@ class Found(NamedTuple):
 MISS = Found(None, None, NO_STAMP)
 
 
+#: The metadata keys on every KV entry this DAL writes. Any other metadata (none, or a legacy
+#: writer's own, of any shape) marks a legacy writer's plain JSON (SER-5).
+OUR_METADATA_KEYS = frozenset({"e", "g", "r"})
+
+
+def is_ours(meta: object) -> bool:
+    """Whether ``meta`` is the metadata this DAL writes, not a legacy writer's."""
+    return isinstance(meta, dict) and meta.keys() >= OUR_METADATA_KEYS
+
+
 # --- input checks: the same on both routes, before any store is touched (TTL-5, SER-2/4) ----
 
 
@@ -433,7 +443,7 @@ class CacheDAL:
             return MISS
         if text is None:
             return MISS
-        if not isinstance(meta, dict):
+        if not is_ours(meta):
             # SER-5: a legacy writer's plain JSON. It has no generation, so it is only
             # current before the env's first flip (FLIP-2), and no expiry we can read, so it
             # is never kept locally (TTL-6).
@@ -451,7 +461,7 @@ class CacheDAL:
         except Exception as exc:
             log.warning("get %r: KV failed too (%s)", key, exc)
             return MISS
-        if text is None or not isinstance(meta, dict):
+        if text is None or not is_ours(meta):
             return MISS
         if meta.get("r") != "do" or meta.get("g") != view.generation:
             return MISS
@@ -594,7 +604,7 @@ class CacheDAL:
             page = await (self._kv.list(cursor=cursor) if cursor else self._kv.list())
             for entry in page.keys:
                 meta = as_python(entry.metadata)
-                if isinstance(meta, dict) and meta.get("r") == "do" and meta.get("g") == generation:
+                if is_ours(meta) and meta["r"] == "do" and meta["g"] == generation:
                     keys.append(entry.name)
             if page.list_complete:
                 return keys
@@ -603,7 +613,7 @@ class CacheDAL:
     async def _move_copy(self, key: str, generation: int) -> None:
         """Put the copy in the object if newer than its record, then delete the copy."""
         text, meta = await self._get_with_metadata(key)
-        if text is None or not isinstance(meta, dict) or meta.get("r") != "do":
+        if text is None or not is_ours(meta) or meta["r"] != "do":
             return
         stamp = list(meta["s"])
         record = await self._read_record(key, generation)
