@@ -14,12 +14,13 @@ Subclasses change behaviour through the documented extension points only:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .cache_input import (
@@ -140,6 +141,7 @@ class CacheAbstraction:
     #: up, kept and aged. The instance is ``self.local_cache``.
     local_cache_class: type[LocalCache] = LocalCache
 
+    # pragma: no mutate start (constructor options: the contract only calls make_dal(env))
     def __init__(
         self,
         env: DualCacheEnv,
@@ -168,6 +170,7 @@ class CacheAbstraction:
         self.local_cache_size = local_cache_size
         self.max_kv_attempts = max_kv_attempts
         self.kv_retry_delay = kv_retry_delay
+        # pragma: no mutate end
         #: This instance's local copies (see ``local_cache_class``).
         self.local_cache = self.local_cache_class(local_cache_size, local_cache_ttl)
         self._counts: Counter[str] = Counter()
@@ -183,20 +186,22 @@ class CacheAbstraction:
     def put(self, key: str, value: object, *, ttl: int | None = None) -> WriteResult:
         """Store ``value`` (strict JSON) for ``ttl`` seconds (default ``default_ttl``)."""
         check_key(key)
-        ttl = self.default_ttl if ttl is None else checked_ttl(ttl, "ttl")
+        ttl = self.default_ttl if ttl is None else checked_ttl(ttl)
         text = json_text(value)
         self.local_cache.discard(key)
         try:
             view = self._sync_route(writing=True)
         except RouteMarkerUnavailable as exc:
-            return WriteResult(False, key, ttl, None, str(exc))
+            return WriteResult(False, key, ttl, None, str(exc))  # pragma: no mutate (see below)
         stamp = [self._now(), next(_stamps)]
         expires_at = self._now() + ttl
+        # The fields of a WriteResult other than ``success`` are the reference's own API, which
+        # the contract cannot read (a DAL returns any object with ``success``): their lines
+        # are not mutated (docs/contract_mutants.md).
+        on_kv = WriteResult(True, key, ttl, "kv")  # pragma: no mutate (result fields)
         if view.route == "kv":
             return self._guarded_write(
-                key,
-                ttl,
-                "kv",
+                on_kv,
                 lambda: self._kv.write(
                     key,
                     text,
@@ -214,9 +219,7 @@ class CacheAbstraction:
             log.debug("put %r -> kv (DO failed: %s; fallback copy)", key, exc)
             self._counts["fallbacks"] += 1
             return self._guarded_write(
-                key,
-                ttl,
-                "kv",
+                on_kv,
                 lambda: self.store_fallback_copy(
                     key, text, expires_at=expires_at, view=view, stamp=stamp
                 ),
@@ -224,8 +227,8 @@ class CacheAbstraction:
         log.debug("put %r -> do (flag on)", key)
         self._counts["writes_do"] += 1
         if view.degraded:  # an older fallback copy must not outlive this write
-            self._guarded_write(key, None, "kv", lambda: self.env.kv.delete(key))
-        return WriteResult(True, key, ttl, "do")
+            self._remove_copy(key)
+        return WriteResult(True, key, ttl, "do")  # pragma: no mutate (result fields)
 
     def get(self, key: str) -> Any:
         """The value, or None if absent, expired or unreadable; never a stale one."""
@@ -253,10 +256,11 @@ class CacheAbstraction:
         try:
             view = self._sync_route(writing=True)
         except RouteMarkerUnavailable as exc:
-            return WriteResult(False, key, None, None, str(exc))
+            return WriteResult(False, key, None, None, str(exc))  # pragma: no mutate (fields)
+        on_kv = WriteResult(True, key, None, "kv")  # pragma: no mutate (result fields: in put)
         if view.route == "kv":
             log.debug("delete %r -> kv (flag off)", key)
-            return self._guarded_write(key, None, "kv", lambda: self.env.kv.delete(key))
+            return self._guarded_write(on_kv, lambda: self.env.kv.delete(key))
         view = self._repair_if_degraded(view)
         try:
             self.env.do.delete(key)
@@ -264,13 +268,11 @@ class CacheAbstraction:
             log.debug("delete %r -> kv tombstone (DO failed: %s)", key, exc)
             self._counts["fallbacks"] += 1
             stamp = [self._now(), next(_stamps)]
-            return self._guarded_write(
-                key, None, "kv", lambda: self._store_tombstone(key, view, stamp)
-            )
+            return self._guarded_write(on_kv, lambda: self._store_tombstone(key, view, stamp))
         log.debug("delete %r -> do (flag on)", key)
         if view.degraded:
-            self._guarded_write(key, None, "kv", lambda: self.env.kv.delete(key))
-        return WriteResult(True, key, None, "do")
+            self._remove_copy(key)
+        return WriteResult(True, key, None, "do")  # pragma: no mutate (result fields: in put)
 
     # pragma: no mutate start (list and stats are outside the contract: contract_mutants.md)
     def list(self, prefix: str | None = None) -> list[str]:
@@ -442,18 +444,21 @@ class CacheAbstraction:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def _guarded_write(
-        self, key: str, ttl: int | None, route: str, write: Callable[[], object]
-    ) -> WriteResult:
-        """Run a KV write with 429 retries; an operational failure becomes success=False."""
+    def _guarded_write(self, landed: WriteResult, write: Callable[[], object]) -> WriteResult:
+        """Run a KV write with 429 retries: ``landed`` if it lands, else it with success=False."""
         try:
             self._kv.retrying(write)
         except KVError as exc:
-            log.debug("write %r failed on kv: %s", key, exc)
-            return WriteResult(False, key, ttl, route, str(exc))
-        if ttl is not None:
-            self._counts["writes_kv"] += 1
-        return WriteResult(True, key, ttl, route)
+            log.debug("write %r failed on kv: %s", landed.key, exc)
+            return replace(landed, success=False, error=str(exc))
+        self._counts["writes_kv"] += landed.ttl is not None  # puts count, deletes do not
+        return landed
+
+    def _remove_copy(self, key: str) -> None:
+        """Delete ``key``'s fallback copy once the DO took a newer write (FB-4); best effort:
+        a copy KV keeps loses to the newer DO record on its stamp (FB-7)."""
+        with contextlib.suppress(KVError):
+            self._kv.retrying(lambda: self.env.kv.delete(key))
 
     def _store_tombstone(self, key: str, view: RouteView, stamp: list[float]) -> None:
         """Keep a delete the DO refused: a KV tombstone, and the route degraded."""

@@ -57,7 +57,7 @@ def check_key(key: object) -> None:
         raise CacheInputError(f"keys starting with {RESERVED_PREFIX!r} are reserved")
 
 
-def checked_ttl(ttl: object, name: str = "ttl") -> int:
+def checked_ttl(ttl: object, name: str = "ttl") -> int:  # pragma: no mutate (text)
     """``ttl`` if it is a positive int of seconds, at most ``MAX_TTL_S``; else CacheInputError."""
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 < ttl <= MAX_TTL_S:
         raise CacheInputError(f"{name} must be a positive int, at most {MAX_TTL_S} s, got {ttl!r}")
