@@ -141,18 +141,20 @@ class CacheAbstraction:
     #: up, kept and aged. The instance is ``self.local_cache``.
     local_cache_class: type[LocalCache] = LocalCache
 
-    # pragma: no mutate start (constructor options: the contract only calls make_dal(env))
+    # The constructor's options are not mutated: the contract only calls make_dal(env), and
+    # tests/test_abstraction.py checks them.
     def __init__(
         self,
         env: DualCacheEnv,
         *,
-        default_ttl: int = 3600,
-        local_cache_ttl: float = 60.0,
-        local_cache_size: int = 1024,
-        max_kv_attempts: int = 5,
-        kv_retry_delay: float = 0.25,
+        default_ttl: int = 3600,  # pragma: no mutate
+        local_cache_ttl: float = 60.0,  # pragma: no mutate
+        local_cache_size: int = 1024,  # pragma: no mutate
+        max_kv_attempts: int = 5,  # pragma: no mutate
+        kv_retry_delay: float = 0.25,  # pragma: no mutate
     ) -> None:
         self.env = env
+        # pragma: no mutate start
         self.default_ttl = checked_ttl(default_ttl, "default_ttl")
         if not local_cache_ttl >= 0:
             raise CacheInputError(f"local_cache_ttl must be >= 0 seconds, got {local_cache_ttl!r}")

@@ -802,7 +802,8 @@ class RedisCacheMachine(DurableCacheMachine):
     engine_kind = "redis"
 
 
-MACHINE_SETTINGS = settings(max_examples=40, stateful_step_count=30, deadline=None)
+# max_examples from the loaded profile (tests/conftest.py): quick by default, deep in CI.
+MACHINE_SETTINGS = settings(stateful_step_count=30, deadline=None)
 TestMemoryCacheMachine = MemoryCacheMachine.TestCase
 TestMemoryCacheMachine.settings = MACHINE_SETTINGS
 TestRedisCacheMachine = RedisCacheMachine.TestCase

@@ -1328,9 +1328,8 @@ class KVModelMachine(RuleBasedStateMachine):
             assert self.kv.expiration_of(key) == expiration
 
 
-KVModelMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=30, deadline=None, database=None
-)
+# max_examples from the loaded profile (tests/conftest.py): quick by default, deep in CI.
+KVModelMachine.TestCase.settings = settings(stateful_step_count=30, deadline=None, database=None)
 TestKVModel = KVModelMachine.TestCase
 
 

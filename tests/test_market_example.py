@@ -33,10 +33,21 @@ def example(copy_example: Callable[..., pytest.Pytester]) -> pytest.Pytester:
 def test_example_passes_the_contract_suite_and_its_kv_budgets(
     example: pytest.Pytester, quick_suite_examples: str
 ) -> None:
+    # The legacy DAL's contract tests run as xfail (its factory declares the expected
+    # failure) and nothing here reads them: deselected, they cost a third of this run.
+    # CI's main job runs the whole example; tests/test_contract_plumbing.py checks the
+    # expected-failure mechanism.
     result = example.runpytest_subprocess(
-        "--dualcache", "-v", "-p", "no:cacheprovider", quick_suite_examples
+        "--dualcache",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+        quick_suite_examples,
+        "-k",
+        "not (TestDualCacheContract and legacy)",
     )
     outcomes = result.parseoutcomes()
+    assert outcomes.get("deselected", 0) > 100, "only the legacy DAL's contract tests go"
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
     assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == 0
     clauses: dict[str, set[str]] = {"migrated": set(), "worker": set()}
