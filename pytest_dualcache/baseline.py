@@ -22,6 +22,9 @@ BASELINE_VERSION = 1
 KNOWN_BASELINE_VERSIONS = (1,)
 #: The counts a baseline keeps per test, and gates.
 GATED_KINDS = ("writes", "deletes", "lists")
+#: What the gate says instead of a verdict when the session (or report) is incomplete: partial
+#: figures neither pass nor fail it.
+NOT_COMPARED = "KV writes not compared with the baseline: the session stopped early"
 
 
 def baseline_of(report: SessionReport) -> dict[str, Any]:

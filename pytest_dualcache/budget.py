@@ -87,7 +87,7 @@ class KVBudget:
     def violations(self, records: list[OperationRecord]) -> list[Violation]:
         """What ``records`` (KV operations, in order) did beyond this budget."""
         found = []
-        for day, day_records in _spans(records, self.per):
+        for day, day_records in spans(records, self.per):
             for kind, limit in self.limits.items():
                 counted = [r for r in day_records if r.op == KINDS[kind] and r.ok]
                 if len(counted) > limit:
@@ -129,30 +129,40 @@ class Violation:
         when = f" on {self.day.isoformat()} (UTC)" if self.day is not None else ""
         label = f"{len(self.records)} KV {self.kind}{when}"
         lines = [self.headline, "by call site:"] if headline else [f"{label} by call site:"]
-        sites: dict[str, list[OperationRecord]] = {}
-        for record in self.records:
-            sites.setdefault(record.caller, []).append(record)
-        for site, records in sorted(sites.items(), key=lambda item: -len(item[1])):
-            lines.append(
-                f"  {len(records):>5} x {site} (first key {records[0].key!r}, last "
-                f"{records[-1].key!r})"
-            )
-        lines.append("each operation, oldest first:")
-        for record in self.records[:most]:
-            lines.append(
-                f"  {record.op} {record.key!r} {record.bytes} B at {record.caller} "
-                f"[{record.store}, t={_utc(record.at)}]"
-            )
-        if len(self.records) > most:
-            lines.append(f"  ... and {len(self.records) - most} more")
+        lines.extend(operation_lines(self.records, most))
         if self.refused:
             lines.append(f"  ({self.refused} more were refused by KV and not counted)")
         return "\n".join(lines)
 
 
-def _spans(
+def operation_lines(records: list[OperationRecord], most: int = 200) -> list[str]:
+    """Each call site with its count (most first), then each operation, oldest first, up to
+    ``most``: what a failure lists so that nobody re-runs to see what happened."""
+    lines = []
+    sites: dict[str, list[OperationRecord]] = {}
+    for record in records:
+        sites.setdefault(record.caller, []).append(record)
+    for site, made in sorted(sites.items(), key=lambda item: -len(item[1])):
+        lines.append(
+            f"  {len(made):>5} x {site} (first key {made[0].key!r}, last {made[-1].key!r})"
+        )
+    lines.append("each operation, oldest first:")
+    for record in records[:most]:
+        failure = "" if record.ok else f": {record.error}"
+        lines.append(
+            f"  {record.op} {record.key!r} {record.bytes} B at {record.caller} "
+            f"[{record.store}, t={_utc(record.at)}]{failure}"
+        )
+    if len(records) > most:
+        lines.append(f"  ... and {len(records) - most} more")
+    return lines
+
+
+def spans(
     records: list[OperationRecord], per: str
 ) -> Iterator[tuple[dt.date | None, list[OperationRecord]]]:
+    """``records`` as one span (``per="test"``, day None) or split by UTC day of the virtual
+    clock (``per="day"``, the way KV's daily quotas reset), days in order."""
     if per == "test":
         yield None, records
         return

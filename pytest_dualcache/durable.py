@@ -190,6 +190,7 @@ class DurableObjectCache(InjectsFaults):
             if ledger is None
             else require_kind(ledger, "do", "DurableObjectCache")
         )
+        self._ledger.do_cache = True  # its gets are the DO cache's (see ``Ledger.do_cache``)
         self._max_requests_per_s = max_requests_per_s
         #: Injected failures: ``fail()``, ``recover()`` and ``outage()`` delegate here.
         self.faults = FaultInjector(OPERATIONS, DO_ERRORS)

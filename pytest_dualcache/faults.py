@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 
+#: Set on every exception ``take`` hands a store: the ledger records that failure as injected
+#: (the test's doing, not the store's answer), which SLO gates on KV errors leave out.
+INJECTED = "dualcache_injected"
+
 
 class _Fault:
     __slots__ = ("error", "ops", "remaining")
@@ -83,8 +87,11 @@ class FaultInjector:
             if fault.remaining == 0:
                 self._set(None)
         if isinstance(fault.error, BaseException):
-            return fault.error
-        return self._error_factories[fault.error](op)
+            error = fault.error
+        else:
+            error = self._error_factories[fault.error](op)
+        setattr(error, INJECTED, True)
+        return error
 
     def _checked_error(self, error: BaseException | str | None) -> BaseException | str:
         if error is None:

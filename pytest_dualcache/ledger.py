@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from types import CodeType, FrameType
 from typing import NamedTuple, TypeVar
 
+from .faults import INJECTED
 from .limits import KV_OPERATIONS
 from .recorder import current_recorder, ledger_serials
 
@@ -88,6 +89,8 @@ class OperationRecord(NamedTuple):
     error_type: str | None = None
     #: That exception's ``status`` (429, 413, ...) when it has an int one.
     status: int | None = None
+    #: True when that exception was injected (``fail()``, ``outage()``): not the store's answer.
+    injected: bool = False
 
     @property
     def bypassed(self) -> bool:
@@ -208,6 +211,7 @@ class Ledger:
         "_numbered_from",
         "_numbers",
         "_rows",
+        "do_cache",
         "enabled",
         "serial",
         "store",
@@ -216,6 +220,9 @@ class Ledger:
     def __init__(self, store: str, *, kind: str = "kv", enabled: bool = True) -> None:
         self.store = store
         self._kind = kind
+        #: True for a built-in ``DurableObjectCache``'s ledger (it sets it), not a user's
+        #: Durable Object's: the ``do_hit_rate`` gate measures its gets only.
+        self.do_cache = False
         #: Each operation's fields in ``OperationRecord``'s order (see ``record``).
         self._rows: list[tuple[object, ...]] = []
         self._numbers: list[int] | None = None  # see number_operations
@@ -268,13 +275,14 @@ class Ledger:
         call_site, via = _find_caller(kind == "kv" and op in KV_WRITES, 3)
         # A plain tuple in OperationRecord's field order, made into one when read (``since``):
         # this runs on every KV and DO operation, and a tuple costs a fraction of a NamedTuple.
+        store = self.store
         if error is None:
-            row = (self.store, op, key, at, nbytes, ok, None, call_site, via, kind, None, None)
+            row = (store, op, key, at, nbytes, ok, None, call_site, via, kind, None, None, False)
         else:
             failure = error if isinstance(error, BaseException) else None
             status = getattr(failure, "status", None)
             row = (
-                self.store,
+                store,
                 op,
                 key,
                 at,
@@ -286,6 +294,7 @@ class Ledger:
                 kind,
                 None if failure is None else type(failure).__name__,
                 status if type(status) is int else None,
+                getattr(failure, INJECTED, False) is True,
             )
         self._rows.append(row)
         if self._numbers is not None:

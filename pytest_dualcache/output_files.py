@@ -1,4 +1,4 @@
-"""Writing the report and baseline files: atomically where it is safe, in place where not.
+"""Writing the report, baseline and rendered files: atomically where it is safe, in place where not.
 
 A regular file is replaced through a temporary file and a rename, so a reader never sees half
 a report; a symlink writes through to its target; a device, FIFO or ``/dev/stdout`` is
@@ -24,14 +24,20 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     existing file (a FIFO, a device, ``/dev/stdout``) is written in place, never replaced.
     Missing parent folders are created. Errors are ``OSError``s.
     """
-    text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` as ``write_json_atomically`` writes its JSON: a
+    regular file replaced by a rename, a special file written in place."""
+    data = text.encode("utf-8")
     atomic, target, mode = _destination(path)
     if mode is not None and stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if atomic:
-        _replace_atomically(target, text, mode)
+        _replace_atomically(target, data, mode)
     else:
-        _write_in_place(target, text)
+        _write_in_place(target, data)
 
 
 def _destination(path: Path) -> tuple[bool, Path, int | None]:

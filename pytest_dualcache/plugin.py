@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .recorder import Recorder
-from .settings import SETTINGS, DualCacheSettings, ini_keys, resolve_settings
+from .settings import SETTINGS, DualCacheSettings, given, resolve_settings
 
 if TYPE_CHECKING:
     from .clock import VirtualClock
@@ -43,6 +43,9 @@ pytest.register_assert_rewrite(CONTRACTS_PACKAGE)
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dualcache", "two-tier cache (Durable Object + Workers KV) testing")
     for setting in SETTINGS.values():
+        if setting.ini is not None:
+            # No default here: unset reads as blank, and the resolver applies SETTINGS' default.
+            parser.addini(setting.ini, setting.help_text(), type=setting.ini_type)
         if setting.option is None:
             continue
         extra: dict[str, Any] = {"action": setting.action} if setting.action else {}
@@ -51,9 +54,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if setting.parse:
             extra["type"] = setting.parse
         group.addoption(setting.option, help=setting.help_text(), **extra)
-    for name, setting in ini_keys():
-        # No default here: unset reads as blank, and the resolver applies SETTINGS' default.
-        parser.addini(name, setting.help_text(), type=setting.ini_type)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -76,6 +76,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "kv_budget(writes=None, deletes=None, lists=None, reads=None, per='test'): most KV "
         "operations of each kind the test may make, per test or per simulated UTC day "
         "(checked under --dualcache)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "dualcache_slo(do_hit_rate=None, do_write_share=None, kv_errors=None, "
+        "kv_writes_per_day=None, p95_ms=None): success criteria the test must meet: rates at "
+        "least, counts at most (checked under --dualcache)",
     )
     if config.getoption("help", default=False):
         return  # --help must work even when an ini value is broken
@@ -212,12 +218,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or settings.enabled:
         return
-    reports = (report for reports in terminalreporter.stats.values() for report in reports)
-    if settings.kv_budget_spec or any(
-        "kv_budget" in getattr(report, "keywords", ()) for report in reports
-    ):
+    reports = [report for reports in terminalreporter.stats.values() for report in reports]
+    keywords = [getattr(report, "keywords", ()) for report in reports]
+    if settings.kv_budget_spec or any("kv_budget" in words for words in keywords):
         terminalreporter.write_line(
             "dualcache: KV budgets were not checked (run with --dualcache to enforce them)"
+        )
+    if given(config, "slo") or any("dualcache_slo" in words for words in keywords):
+        terminalreporter.write_line(
+            "dualcache: SLO gates were not checked (run with --dualcache to enforce them)"
         )
 
 

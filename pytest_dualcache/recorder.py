@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import CodeType
 from typing import TYPE_CHECKING
 
@@ -91,16 +91,17 @@ class Recorder:
         kind: str | None = None,
         also: Iterable[Ledger] = (),
         only_known: bool = False,
+        where: Callable[[Ledger], bool] | None = None,
     ) -> list[OperationRecord]:
         """Every operation recorded after ``start`` by live ledgers (new ones from their start).
 
         Ordered by time, then by ledger creation, then by position: the same run gives the
-        same order. ``kind`` ("kv" or "do") keeps one kind of store; ``only_known`` keeps the
-        ledgers of ``start`` (and ``also``) only.
+        same order. ``kind`` ("kv" or "do") keeps one kind of store, ``where`` the ledgers it
+        accepts; ``only_known`` keeps the ledgers of ``start`` (and ``also``) only.
         """
         rows: list[tuple[float, int, int, OperationRecord]] = []
         for ledger in set(start) if only_known else {*self.ledgers, *also}:
-            if kind is not None and ledger.kind != kind:
+            if (kind is not None and ledger.kind != kind) or (where and not where(ledger)):
                 continue
             first = start.get(ledger, 0)
             for index, record in enumerate(ledger.since(first), first):
@@ -147,14 +148,19 @@ class Scope:
         self._released: list[weakref.ref[Ledger]] = []
         self.recorder.scopes.append(self)
 
-    def records(self, *, kind: str | None = None) -> list[OperationRecord]:
+    def records(
+        self, *, kind: str | None = None, where: Callable[[Ledger], bool] | None = None
+    ) -> list[OperationRecord]:
         """Operations since the scope began on the ledgers it knows (alive at its start or
-        made while it was open), as ``records_since`` orders them."""
+        made while it was open) that ``kind`` and ``where`` accept, as ``records_since``
+        orders them."""
         made = [*self.created, *filter(None, (ref() for ref in self._released))]
         start = dict(self.start)
         for ledger in made:
             start.setdefault(ledger, 0)
-        return self.recorder.records_since(start, kind=kind, also=made, only_known=True)
+        return self.recorder.records_since(
+            start, kind=kind, also=made, only_known=True, where=where
+        )
 
     def close(self) -> None:
         """Stop following new ledgers and release the ones this scope kept alive."""

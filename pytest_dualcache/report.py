@@ -170,6 +170,8 @@ class SessionReport:
     factories_registered: bool = True
     #: Each waiver (factory, clause, reason, source) with its tests by outcome.
     waivers: list[dict[str, Any]] = field(default_factory=list)
+    #: Each SLO gate judged (``slo.Verdict.to_json``); None when no gate was set anywhere.
+    slo: list[dict[str, Any]] | None = None
 
     @staticmethod
     def waivers_of(waivers: Iterable[Waiver]) -> list[dict[str, Any]]:
@@ -187,6 +189,10 @@ class SessionReport:
 
     def add(self, nodeid: str, data: dict[str, Any]) -> None:
         self.tests[nodeid] = data
+
+    def add_slo(self, results: Iterable[dict[str, Any]]) -> None:
+        """Add judged SLO gates (a test's, or the session's) to the ``slo`` section."""
+        self.slo = [*(self.slo or []), *results]
 
     def waiver_outcome(self, factory: str, clause: str, nodeid: str, outcome: str) -> None:
         """Note how a test of a waived clause ended: xfailed, passed (XPASS) or failed."""
@@ -275,7 +281,16 @@ class SessionReport:
             "waivers": self.waivers,
             "crashed_workers": sorted(self.crashed_workers),
             "missing_tests": sorted(self.missing_tests),
+            **self._slo_section(),
         }
+
+    def _slo_section(self) -> dict[str, Any]:
+        """``{"slo": [...]}`` in ``slo.ordered``'s order; nothing when no gate was set."""
+        if self.slo is None:
+            return {}
+        from .slo import ordered
+
+        return {"slo": ordered(self.slo)}
 
     def render(self) -> list[str]:
         """The terminal summary section, a line a figure."""
@@ -319,12 +334,20 @@ class SessionReport:
             lines.append(f"WORKER CRASHED: {worker}; its running test's counts are missing")
         for nodeid in sorted(self.missing_tests):
             lines.append(f"  missing from the totals: {nodeid}")
-        if not self.complete:
-            lines.append(
-                f"SESSION INCOMPLETE ({'; '.join(self.incomplete_reasons)}): these figures "
-                "cover only the tests that ran"
-            )
+        incomplete = self.incomplete_line()
+        if incomplete is not None:
+            lines.append(incomplete)
         return lines
+
+    def incomplete_line(self) -> str | None:
+        """The summary's warning that the figures are partial (None for a complete session);
+        ``python -m pytest_dualcache gate`` prints it for an incomplete report too."""
+        if self.complete:
+            return None
+        return (
+            f"SESSION INCOMPLETE ({'; '.join(self.incomplete_reasons)}): these figures "
+            "cover only the tests that ran"
+        )
 
     def _waiver_lines(self) -> list[str]:
         """The waived clauses, and a note for each that passed anyway."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .baseline import GateResult, Growth, baseline_of, compare
+from .baseline import NOT_COMPARED, GateResult, Growth, baseline_of, compare
 from .budget import BudgetError, KVBudget
 from .contracts.paths import SUITE_NODEID
 from .factories import check_imported
@@ -27,12 +27,25 @@ from .pytest_compromises import count_in_summary_line
 from .recorder import Recorder, Scope
 from .report import SessionReport, bypass_entry, call_site_text, summarize
 from .settings import SETTINGS, DualCacheSettings
+from .slo import (
+    SESSION,
+    SLOError,
+    describe_session_miss,
+    describe_test_miss,
+    evidence,
+    judge,
+    marker_objectives,
+    merge,
+    ordered,
+)
+from .slo import render as render_slo
 
 REFERENCE_MODULE = "pytest_dualcache.abstraction"
 ACCOUNTING_KEY = pytest.StashKey["Accounting"]()
 WORKER_INTERRUPTED = "interrupted (KeyboardInterrupt on an xdist worker)"
 #: What the final summary line adds ("1 KV gate failed", "142 ran against the bundled ...").
 GATE_FAILED = "KV gate failed"
+SLO_FAILED = "SLO gate failed"
 ON_THE_REFERENCE = "ran against the bundled reference (no DAL factory registered)"
 
 
@@ -48,6 +61,9 @@ class Accounting:
     details: str
     failure: str | None
     brief_details: str = ""
+    #: ``{"results": [the test's SLO verdicts], "evidence": its figures for the session's
+    #: gate or None}``, when either gate applies (None otherwise).
+    slo: dict[str, Any] | None = None
 
 
 class KVSession:
@@ -72,6 +88,12 @@ class KVSession:
         self.write_errors: list[tuple[str, Path, str]] = []
         self.recorder = recorder
         recorder.classify_writes((REFERENCE_MODULE, *settings.dal_modules))
+        #: Each application test's SLO evidence, for the session's gate (ini dualcache_slo).
+        self.slo_evidence: dict[str, dict[str, Any]] = {}
+        #: The session gate's misses, each with the operations that drove it.
+        self.slo_misses: list[str] = []
+        if settings.slo is not None:
+            self.report.add_slo([])
 
     # --- per test ---------------------------------------------------------------------------
 
@@ -105,7 +127,7 @@ class KVSession:
     def _close(self, item: pytest.Item, scope: Scope) -> str | None:
         """Account for the scope's operations (kept for the test's report) and close it."""
         try:
-            accounting = self._account(item, scope.records())
+            accounting = self._account(item, scope.records(), scope)
         finally:
             scope.close()
         item.stash[ACCOUNTING_KEY] = accounting
@@ -128,12 +150,16 @@ class KVSession:
             }
         if accounting is not None:
             report.dualcache = accounting.data  # type: ignore[attr-defined]
+            if accounting.slo is not None:
+                report.dualcache_slo = accounting.slo  # type: ignore[attr-defined]
             if accounting.details:
                 report.sections.append(("dualcache KV operations", accounting.details))
         return report
 
-    def _account(self, item: pytest.Item, records: list[OperationRecord]) -> Accounting:
-        """The test's figures, and the bypasses and budget overruns that fail it."""
+    def _account(
+        self, item: pytest.Item, records: list[OperationRecord], scope: Scope
+    ) -> Accounting:
+        """The test's figures, and the bypasses, budget overruns and SLO misses that fail it."""
         contract_test = item.get_closest_marker("dualcache_clause") is not None
         data = summarize(records, self.rootdir, "contract" if contract_test else "application")
         problems: list[str] = []
@@ -171,15 +197,55 @@ class KVSession:
                 problems.append(violation.headline)
                 details.append(violation.describe())
                 brief.append(violation.describe(headline=False))
+        slo, misses = self._slo(item, contract_test, records, scope, data)
+        for headline, described, brief_described in misses:
+            problems.append(headline)
+            details.extend(filter(None, [described]))
+            brief.extend(filter(None, [brief_described]))
         if not problems:
-            return Accounting(data, "", None)
+            return Accounting(data, "", None, slo=slo)
         hint = (
             "\n(register the writing module with dualcache_dal_modules, or allow the "
             "caller with dualcache_kv_allow)"
             if data["bypasses"]["rejected"]
             else ""
         )
-        return Accounting(data, "\n".join(details), "\n".join(problems) + hint, "\n".join(brief))
+        return Accounting(
+            data, "\n".join(details), "\n".join(problems) + hint, "\n".join(brief), slo
+        )
+
+    def _slo(
+        self,
+        item: pytest.Item,
+        contract_test: bool,
+        records: list[OperationRecord],
+        scope: Scope,
+        data: dict[str, Any],
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
+        """The test's SLO data for its report, and each miss of its marker's gates as
+        (headline, details, details without the headline)."""
+        marker = item.get_closest_marker("dualcache_slo")
+        try:
+            objectives = None if marker is None else marker_objectives(marker.args, marker.kwargs)
+        except SLOError as exc:  # a marker added while the test ran: collection checked the rest
+            return None, [(str(exc), "", "")]
+        for_session = self.settings.slo is not None and not contract_test
+        if objectives is None and not for_session:
+            return None, []
+        cache = scope.records(kind="do", where=lambda ledger: ledger.do_cache)
+        found = evidence(records, cache, data["do"]["sets"], self.rootdir)
+        verdicts = [] if objectives is None else judge(objectives, found, item.nodeid, "this test")
+        misses = [
+            (
+                verdict.headline,
+                describe_test_miss(verdict, records, cache),
+                describe_test_miss(verdict, records, cache, headline=False),
+            )
+            for verdict in verdicts
+            if not verdict.passed
+        ]
+        results = [verdict.to_json() for verdict in verdicts]
+        return {"results": results, "evidence": found if for_session else None}, misses
 
     def _max_growth(self) -> Growth:
         growth = self.settings.max_growth
@@ -217,11 +283,34 @@ class KVSession:
         if waived is not None:
             outcome = "passed" if report.passed else "xfailed" if report.skipped else "failed"
             self.report.waiver_outcome(waived["factory"], waived["clause"], report.nodeid, outcome)
+        slo = getattr(report, "dualcache_slo", None)
+        if slo is not None:
+            self.report.add_slo(slo["results"])
+            if slo["evidence"] is not None:
+                self.slo_evidence[report.nodeid] = slo["evidence"]
         data = getattr(report, "dualcache", None)
         if data is not None:
             self.report.add(report.nodeid, data)
         elif report.when == "???" and report.failed:  # xdist: the test's worker crashed
             self.report.missing_tests.append(report.nodeid)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Read every ``dualcache_slo`` marker: a bad one stops the session before any test.
+
+        Not on an xdist worker, where a ``UsageError`` ends as an INTERNALERROR: there the
+        test with the bad marker fails with the same message instead.
+        """
+        if self.is_worker:
+            return
+        for item in items:
+            marker = item.get_closest_marker("dualcache_slo")
+            if marker is None:
+                continue
+            try:
+                marker_objectives(marker.args, marker.kwargs)
+            except SLOError as exc:
+                raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # A DAL module may become importable only once the test files beside it are imported.
@@ -262,6 +351,14 @@ class KVSession:
             self.gate_result = compare(self.settings.baseline, current, self._max_growth())
             if self.gate_result.failed:
                 session.testsfailed += 1  # exit code 1, as for a failing test
+        if not self.is_worker and self.settings.slo is not None:
+            by_test = dict(sorted(self.slo_evidence.items()))
+            where = f"the application's {len(by_test)} test{'' if len(by_test) == 1 else 's'}"
+            verdicts = judge(self.settings.slo, merge(by_test.values()), SESSION, where)
+            self.report.add_slo(verdict.to_json() for verdict in verdicts)
+            self.slo_misses = [describe_session_miss(v, by_test) for v in verdicts if not v.passed]
+            if self.slo_misses:
+                session.testsfailed += 1
         return result
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -283,6 +380,8 @@ class KVSession:
         # The final line ("148 passed, 1 KV gate failed") says what the sections above say.
         if self.gate_result is not None and self.gate_result.failed:
             count_in_summary_line(self.config, GATE_FAILED, 1)
+        if self.slo_misses:
+            count_in_summary_line(self.config, SLO_FAILED, 1)
         if not self.settings.factories_registered:
             count_in_summary_line(self.config, ON_THE_REFERENCE, len(self.suite_tests))
 
@@ -304,9 +403,12 @@ class KVSession:
             for line in self.gate_result.render(self._max_growth()):
                 terminalreporter.write_line(line, red=red, bold=red)
         elif self.settings.baseline is not None:
-            terminalreporter.write_line(
-                "KV writes not compared with the baseline: the session stopped early"
-            )
+            terminalreporter.write_line(NOT_COMPARED)
+        for line in render_slo(ordered(self.report.slo or [])):
+            terminalreporter.write_line(line, red=line.startswith("  MISSED"))
+        for miss in self.slo_misses:
+            for line in miss.splitlines():
+                terminalreporter.write_line(line, red=True)
         failed = {path for _, path, _ in self.write_errors}
         for what, path, error in self.write_errors:
             terminalreporter.write_line(f"{what} NOT written to {path}: {error}", red=True)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .factories import Waiver
     from .limits import KVPlan
     from .runtime.wrangler import WranglerConfig
+    from .slo import Objectives
 
 KV_PLAN_CHOICES = ("free", "paid", "unlimited")
 DO_ENGINE_CHOICES = ("memory", "redis")
@@ -154,6 +155,9 @@ SETTINGS: dict[str, Setting] = {
         "default KV budget of every test under --dualcache, e.g. writes=50/day",
         default="",
         ini="dualcache_kv_budget",
+    ),
+    "slo": Setting(
+        "SLO gates over your tests under --dualcache, e.g. kv_errors=0", ini="dualcache_slo"
     ),
     "dal_modules": Setting(
         "modules (and their submodules) whose KV writes count as via the cache layer",
@@ -286,6 +290,7 @@ class DualCacheSettings:
     #: Clauses each factory waives (its ``dualcache_waive`` and ini ``dualcache_waive``).
     waivers: tuple[Waiver, ...] = ()
     kv_budget: KVBudget | None = None
+    slo: Objectives | None = None
     report_path: Path | None = None
     save_baseline: Path | None = None
     #: The loaded baseline of ``--dualcache-baseline``.
@@ -382,9 +387,8 @@ def resolve_settings(
     if not enabled:
         named = [SETTINGS[name].option for name in GATE_OPTIONS if given(config, name)]
         if named:
-            raise pytest.UsageError(
-                f"{', '.join(map(str, named))} only work together with --dualcache"
-            )
+            message = f"{', '.join(map(str, named))} only work together with --dualcache"
+            raise pytest.UsageError(message)
         return settings
     return _resolve_session_settings(config, settings)
 
@@ -393,12 +397,11 @@ def _resolve_session_settings(
     config: pytest.Config, settings: DualCacheSettings
 ) -> DualCacheSettings:
     """``settings`` with what only ``--dualcache`` needs: factories, budget, report, gate."""
-    from dataclasses import replace
-
     from .baseline import BaselineError, Growth, load_baseline
     from .budget import BudgetError, KVBudget
     from .factories import check_dal_modules, registered_factories, waivers_of
     from .output_files import output_problem
+    from .slo import Objectives, SLOError
 
     specs, source = _value(config, "factories")
     hooked = config.hook.pytest_dualcache_factories(config=config)
@@ -410,7 +413,8 @@ def _resolve_session_settings(
     modules.update(settings.dal_modules)
     try:
         budget = KVBudget.parse(settings.kv_budget_spec, f"ini {SETTINGS['kv_budget'].ini}")
-    except BudgetError as exc:
+        slo = Objectives.parse(_value(config, "slo")[0] or "", f"ini {SETTINGS['slo'].ini}")
+    except (BudgetError, SLOError) as exc:
         raise pytest.UsageError(str(exc)) from None
     growth, source = _value(config, "max_growth")
     try:
@@ -440,6 +444,7 @@ def _resolve_session_settings(
         waivers=waivers,
         dal_modules=tuple(sorted(name for name in modules if name)),
         kv_budget=budget,
+        slo=slo,
         baseline=baseline,
         max_growth=max_growth,
         **outputs,
@@ -493,8 +498,3 @@ def _redis_url(config: pytest.Config, *, check: bool) -> str | None:
     except redis.RedisError as exc:
         raise pytest.UsageError(f"{source}: cannot reach Redis at {url}: {exc}") from None
     return url
-
-
-def ini_keys() -> Iterable[tuple[str, Setting]]:
-    """``(ini key, setting)`` of every setting an ini file can give."""
-    return ((s.ini, s) for s in SETTINGS.values() if s.ini is not None)

@@ -168,6 +168,7 @@ def test_the_public_option_and_ini_names_are_kept():
         "dualcache_factory",
         "dualcache_waive",
         "dualcache_kv_budget",
+        "dualcache_slo",
         "dualcache_dal_modules",
         "dualcache_kv_allow",
         "dualcache_do_binding",

@@ -1,0 +1,303 @@
+"""``python -m pytest_dualcache``: merge, gate and render JSON KV reports without pytest.
+
+A sharded CI run writes one ``--dualcache-report`` per shard; a last job merges them
+(``merge``), gates the merged report against the committed baseline (``gate``) and renders
+it (``html``, ``md``). Each subcommand runs what the plugin runs (``shards.merge_shards``,
+``baseline.compare``, the renderers, ``output_files``' writer), so the CLI and the plugin
+cannot disagree about a file or a verdict.
+
+Exit codes: 0 done; 1 the gate failed (KV writes grew, or the report is incomplete and so
+cannot pass); 2 bad input, said in one line on stderr naming the file, with no file written.
+Importing this module imports no pytest; only ``gate`` without ``--max-growth`` does, to
+read the plugin's default from ``settings``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .baseline import NOT_COMPARED, BaselineError, Growth, baseline_of, compare, load_baseline
+from .output_files import output_problem, write_json_atomically, write_text_atomically
+from .report import REPORT_VERSION, WAIVER_OUTCOMES, SessionReport
+from .report_html import render_html
+from .report_md import render_markdown
+from .shards import ShardError, merge_shards
+
+OK, GATE_FAILED, BAD_INPUT = 0, 1, 2
+PROG = "python -m pytest_dualcache"
+#: The type of each top-level key ``SessionReport.to_json`` writes.
+REPORT_FIELDS: dict[str, type] = {
+    "complete": bool,
+    "incomplete_reasons": list,
+    "deselected": int,
+    "factories": dict,
+    "tests": dict,
+    "totals": dict,
+    "groups": dict,
+    "waivers": list,
+    "crashed_workers": list,
+    "missing_tests": list,
+}
+#: Each test's entries (as ``report.summarize`` writes them) that hold counts, by name.
+COUNT_FIELDS = ("kv", "kv_errors", "do", "write_sites")
+
+
+class InputError(Exception):
+    """Input a subcommand cannot use; the message names the file and what is wrong."""
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path``, else an InputError naming the file (no traceback for CI)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON: {exc}") from None
+
+
+def report_problem(data: object, *, other_versions: bool = False) -> str | None:
+    """Why ``data`` is not a JSON report of this version, or None if it is one.
+
+    Checks what the subcommands read, so a wrong file is a message, not a traceback. With
+    ``other_versions``, a report of another version passes unchecked: ``merge_shards``
+    refuses it naming the shards' versions.
+    """
+    if not isinstance(data, dict) or not {"version", "complete", "tests"} <= data.keys():
+        return (  # "complete" tells a report (of any version) from a baseline
+            'not a dualcache KV report (expected an object with "version", "complete" and '
+            '"tests", as --dualcache-report writes)'
+        )
+    if data["version"] != REPORT_VERSION:
+        if other_versions:
+            return None
+        return (
+            f"report version {data['version']!r}; this pytest-dualcache reads version "
+            f"{REPORT_VERSION}: write the report again with it"
+        )
+    for key, kind in REPORT_FIELDS.items():
+        if key not in data:
+            return f"not a whole dualcache KV report: {key!r} is missing"
+        if not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool)):
+            return f"{key!r} is not a JSON {_json_type(kind)}"
+    reasons = data["incomplete_reasons"]
+    if data["complete"] == bool(reasons):  # never let a torn file pass as complete
+        return (
+            f'"complete" is true but "incomplete_reasons" lists {json.dumps(reasons)}'
+            if reasons
+            else '"complete" is false but "incomplete_reasons" is empty'
+        )
+    factories = data["factories"]
+    if not isinstance(factories.get("names"), list) or not isinstance(
+        factories.get("registered"), bool
+    ):
+        return '"factories" needs "names" (a list) and "registered" (true or false)'
+    for index, waiver in enumerate(data["waivers"]):
+        if not isinstance(waiver, dict) or not all(
+            isinstance(waiver.get(outcome), list) for outcome in WAIVER_OUTCOMES
+        ):
+            return f"waivers[{index}] needs the lists {', '.join(map(repr, WAIVER_OUTCOMES))}"
+    for nodeid, test in data["tests"].items():
+        problem = _test_problem(test)
+        if problem is not None:
+            return f"tests[{json.dumps(nodeid)}]: {problem}"
+    return None
+
+
+def _test_problem(test: object) -> str | None:
+    """Why one test's entry is not what ``report.summarize`` writes, or None."""
+    if not isinstance(test, dict):
+        return "expected an object"
+    for field in COUNT_FIELDS:
+        counts = test.get(field)
+        if not isinstance(counts, dict) or not all(_is_count(n) for n in counts.values()):
+            return f"{field!r} is not an object of integers >= 0"
+    if "writes" not in test["kv"]:
+        return "'kv' has no 'writes'"
+    if not isinstance(test.get("bypasses"), dict) or not isinstance(test.get("over_budget"), list):
+        return "'bypasses' must be an object and 'over_budget' a list"
+    return None
+
+
+def _is_count(value: object) -> bool:
+    """An integer >= 0, and not a bool (JSON's true is no count)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _json_type(kind: type) -> str:
+    """JSON's name for the Python type ``kind``."""
+    return {bool: "boolean", int: "integer", dict: "object", list: "array"}[kind]
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """The JSON report in ``path``, checked; else an InputError naming the file."""
+    data = read_json(path)
+    problem = report_problem(data)
+    if problem is not None:
+        raise InputError(f"{path}: {problem}")
+    return data
+
+
+def max_growth(text: str | None) -> Growth:
+    """``--max-growth`` read as the plugin reads ``--dualcache-max-growth``: the same parser,
+    default and messages, so a value means the same in both."""
+    source = "--max-growth"
+    if text is None:
+        from .settings import SETTINGS  # imports pytest; the default is written there once
+
+        text, source = SETTINGS["max_growth"].default, "the default"
+    try:
+        return Growth.parse(text)
+    except ValueError as exc:
+        raise InputError(f"{source}: {exc}") from None
+
+
+def check_output(path: Path) -> None:
+    """Refuse an output path that cannot be written before any work is done."""
+    problem = output_problem(path)
+    if problem is not None:
+        raise InputError(problem)
+
+
+def write_output(path: Path, write: Callable[[], None]) -> None:
+    """Run ``write`` (an atomic writer to ``path``); an OSError becomes an InputError."""
+    try:
+        write()
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+# --- the subcommands ------------------------------------------------------------------------
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Merge shard reports into the report one unsplit run writes, byte for byte."""
+    check_output(args.output)
+    reports: dict[str, Mapping[str, Any]] = {}
+    for path in args.shards:
+        if str(path) in reports:
+            raise InputError(f"{path}: given twice")
+        data = read_json(path)
+        problem = report_problem(data, other_versions=True)
+        if problem is not None:
+            raise InputError(f"{path}: {problem}")
+        reports[str(path)] = data
+    merged = merge_shards(reports)
+    write_output(args.output, lambda: write_json_atomically(args.output, merged))
+    return OK
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    """Gate a report's KV writes against a baseline, as the plugin's ``--dualcache-baseline``
+    does: the same comparison, the same lines, exit 1 where the plugin fails the session."""
+    growth = max_growth(args.max_growth)
+    data = read_report(args.report)
+    baseline = load_baseline(args.baseline)
+    report = SessionReport(tests=data["tests"], stopped=list(data["incomplete_reasons"]))
+    incomplete = report.incomplete_line()
+    if incomplete is not None:  # partial figures: the plugin does not compare them either
+        print(incomplete)
+        print(NOT_COMPARED)
+        return GATE_FAILED
+    result = compare(baseline, baseline_of(report), growth)
+    for line in result.render(growth):
+        print(line)
+    return GATE_FAILED if result.failed else OK
+
+
+def run_render(args: argparse.Namespace) -> int:
+    """Render a report with ``args.render`` (HTML or Markdown) into ``args.output``."""
+    check_output(args.output)
+    text = args.render(read_report(args.report))
+    write_output(args.output, lambda: write_text_atomically(args.output, text))
+    return OK
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand, each with a one-line description for ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Merge, gate and render pytest-dualcache JSON KV reports without pytest.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        """A subcommand whose help line and description are ``summary``."""
+        return commands.add_parser(name, help=summary, description=summary)
+
+    merge = command(
+        "merge", "Merge shard reports into the report one unsplit run writes (byte-identical)."
+    )
+    merge.add_argument("shards", nargs="+", type=Path, metavar="SHARD", help="shard JSON reports")
+    _output_argument(merge, "the merged JSON report")
+    merge.set_defaults(run=run_merge)
+
+    gate = command("gate", "Fail (exit 1) when a report's KV writes grew beyond a baseline.")
+    gate.add_argument("report", type=Path, metavar="REPORT", help="a JSON report")
+    gate.add_argument(
+        "--baseline",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="a baseline saved with --dualcache-save-baseline",
+    )
+    gate.add_argument(
+        "--max-growth",
+        metavar="N|P%",
+        help="KV writes a test (or the total) may grow by over the baseline: a count or a "
+        "percentage (default: the plugin's --dualcache-max-growth default)",
+    )
+    gate.set_defaults(run=run_gate)
+
+    for name, what, render in (
+        ("html", "one self-contained HTML page", render_html),
+        ("md", "a Markdown summary", render_markdown),
+    ):
+        renderer = command(name, f"Render a report as {what}.")
+        renderer.add_argument("report", type=Path, metavar="REPORT", help="a JSON report")
+        _output_argument(renderer, what)
+        renderer.set_defaults(run=run_render, render=render)
+    return parser
+
+
+def _output_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """The required ``-o PATH`` of a subcommand that writes ``what``."""
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help=f"where to write {what} (replaced atomically, untouched on failure)",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the subcommand ``argv`` names and return its exit code (never raise for input)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad command line (2, argparse said why)
+        return exc.code if isinstance(exc.code, int) else BAD_INPUT
+    try:
+        return args.run(args)
+    except (InputError, ShardError, BaselineError) as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return BAD_INPUT

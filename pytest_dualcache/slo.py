@@ -1,0 +1,460 @@
+"""Success criteria as gates: the ``dualcache_slo`` marker and ini key, measured and judged.
+
+The seed judged its migration by four numbers: a DO hit rate above 70 %, 98 % of writes on
+the DO, zero KV rate-limit errors, and KV writes under 50 a day. A gate names such metrics
+with a limit: ``@pytest.mark.dualcache_slo(do_hit_rate=0.70, kv_errors=0)`` over one test,
+or ini ``dualcache_slo = "do_hit_rate>=0.70, kv_errors=0"`` over the application's tests of
+the session (never the contract suite). ``do_hit_rate`` is the built-in DO cache's (a
+user's Durable Object storage is not a cache); ``do_write_share`` counts every DO write, as
+the report's route share does. Each metric is a floor (a rate: at least) or a
+ceiling (a count or a time: at most); ``name=N`` means what the marker's ``name=N`` means,
+and ``>=``/``<=`` spell the same direction out.
+
+Each test's figures travel as plain data (``evidence``), so pytest-xdist carries them to
+the controller, which sums them (``merge``) for the session's gate. A miss lists the
+operations that drove it, by call site (and, over the session, by test).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .budget import KVBudget, operation_lines, spans
+from .ledger import OperationRecord
+from .report import call_site_text
+
+#: The errors ``kv_errors`` counts: the KV namespace's answers (not injected faults).
+KV_ERROR_TYPES = ("KVRateLimitError", "KVQuotaError")
+#: Where the session's gate is reported, in the JSON's ``scope`` and the terminal.
+SESSION = "session"
+#: Most call sites and tests a session failure lists for each figure.
+TOP = 20
+MARKER = "@pytest.mark.dualcache_slo"
+
+
+class Metric(NamedTuple):
+    """One measurable criterion: its name, direction and what its limit may be."""
+
+    name: str
+    #: ">=" for a floor (rates), "<=" for a ceiling (counts, times).
+    comparison: str
+    #: "rate" (0..1), "count" (an int >= 0) or "ms" (a number >= 0).
+    unit: str
+
+
+METRICS: Mapping[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        Metric("do_hit_rate", ">=", "rate"),
+        Metric("do_write_share", ">=", "rate"),
+        Metric("kv_errors", "<=", "count"),
+        Metric("kv_writes_per_day", "<=", "count"),
+        Metric("p95_ms", "<=", "ms"),
+    )
+}
+_TERM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|=)\s*(\S+)\s*")
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+class SLOError(ValueError):
+    """A gate that cannot be read or cannot be measured: the message names its source."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One criterion: ``metric`` compared with ``limit`` (``do_hit_rate >= 0.7``)."""
+
+    metric: str
+    limit: float
+
+    @property
+    def comparison(self) -> str:
+        """The metric's direction: ">=" for a floor, "<=" for a ceiling."""
+        return METRICS[self.metric].comparison
+
+    def holds(self, measured: float) -> bool:
+        """Whether ``measured`` meets the limit."""
+        return measured >= self.limit if self.comparison == ">=" else measured <= self.limit
+
+    def __str__(self) -> str:
+        """``do_hit_rate >= 0.7``: how messages and the terminal name the gate."""
+        return f"{self.metric} {self.comparison} {self.limit:g}"
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """The gates of one marker or of the ini key, with where they came from."""
+
+    gates: tuple[Gate, ...]
+    source: str
+
+    @classmethod
+    def of(cls, source: str, **limits: object) -> Objectives:
+        """Gates from keyword limits (the marker's signature), each value checked."""
+        if not limits:
+            raise SLOError(f"{source}: name at least one metric ({', '.join(METRICS)})")
+        gates = []
+        for name, limit in limits.items():
+            metric = METRICS.get(name)
+            if metric is None:
+                raise SLOError(f"{source}: unknown metric {name!r}; use {', '.join(METRICS)}")
+            gates.append(Gate(name, _checked(source, metric, limit)))
+        objectives = cls(tuple(gates), source)
+        objectives.check_measurable()
+        return objectives
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> Objectives | None:
+        """Gates from ini text such as ``"do_hit_rate>=0.70, kv_errors=0"`` (None if blank)."""
+        limits: dict[str, object] = {}
+        for term in filter(None, (part.strip() for part in text.replace(";", ",").split(","))):
+            match = _TERM.fullmatch(term)
+            if match is None:
+                raise SLOError(
+                    f"{source}: cannot read {term!r}; write metric>=N, metric<=N or metric=N, "
+                    "e.g. do_hit_rate>=0.70"
+                )
+            name, comparison, amount = match.groups()
+            metric = METRICS.get(name)
+            if metric is None:
+                raise SLOError(f"{source}: unknown metric {name!r}; use {', '.join(METRICS)}")
+            if comparison != "=" and comparison != metric.comparison:
+                bound = "a floor" if metric.comparison == ">=" else "a ceiling"
+                raise SLOError(
+                    f"{source}: {term!r}: {name} is {bound}; write {name}{metric.comparison}N "
+                    f"(or {name}=N)"
+                )
+            if name in limits:
+                raise SLOError(f"{source}: {name} is given twice")
+            if not _NUMBER.fullmatch(amount):
+                raise SLOError(f"{source}: {term!r}: {amount!r} is not a number >= 0")
+            limits[name] = float(amount) if "." in amount else int(amount)
+        return cls.of(source, **limits) if limits else None
+
+    def check_measurable(self) -> None:
+        """Refuse a gate this session cannot measure: ``p95_ms`` needs the latency model."""
+        if any(gate.metric == "p95_ms" for gate in self.gates):
+            raise SLOError(
+                f"{self.source}: p95_ms needs the simulated latency model, which this "
+                "pytest-dualcache does not have yet; without it there are no response times "
+                "to gate"
+            )
+
+    def __str__(self) -> str:
+        """Every gate, comma-separated, for messages that name them all."""
+        return ", ".join(map(str, self.gates))
+
+
+def _checked(source: str, metric: Metric, limit: object) -> float:
+    """``limit`` if it suits ``metric`` (a rate in 0..1, a count an int >= 0)."""
+    number = not isinstance(limit, bool) and isinstance(limit, int | float)
+    if metric.unit == "rate" and not (number and 0 <= limit <= 1):  # type: ignore[operator]
+        raise SLOError(f"{source}: {metric.name} is a rate from 0 to 1, got {limit!r}")
+    if metric.unit == "count" and not (isinstance(limit, int) and number and limit >= 0):
+        raise SLOError(f"{source}: {metric.name} must be an int >= 0, got {limit!r}")
+    if metric.unit == "ms" and not (number and limit >= 0):  # type: ignore[operator]
+        raise SLOError(f"{source}: {metric.name} must be a number of ms >= 0, got {limit!r}")
+    return limit  # type: ignore[return-value]
+
+
+def marker_objectives(args: tuple[Any, ...], kwargs: Mapping[str, object]) -> Objectives:
+    """The marker's gates; positional arguments are refused (a limit needs its metric)."""
+    if args:
+        raise SLOError(f"{MARKER} takes keyword limits only, e.g. dualcache_slo(kv_errors=0)")
+    return Objectives.of(MARKER, **kwargs)
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def kv_error_records(records: Iterable[OperationRecord]) -> list[OperationRecord]:
+    """The 429s and quota errors KV answered (retried or not); injected faults left out."""
+    return [
+        r
+        for r in records
+        if r.store_kind == "kv" and not r.ok and r.error_type in KV_ERROR_TYPES and not r.injected
+    ]
+
+
+def kv_writes(records: Iterable[OperationRecord]) -> list[OperationRecord]:
+    """The successful KV writes (what a KV budget's ``writes`` counts)."""
+    return [r for r in records if r.store_kind == "kv" and r.ok and r.op == "put"]
+
+
+def cache_misses(cache_records: Iterable[OperationRecord]) -> list[OperationRecord]:
+    """The built-in DO cache's gets that found nothing (as the report counts them)."""
+    return [r for r in cache_records if r.op == "get" and r.ok and not r.bytes]
+
+
+def evidence(
+    records: list[OperationRecord],
+    cache_records: list[OperationRecord],
+    do_writes: int,
+    rootdir: Path,
+) -> dict[str, Any]:
+    """One test's figures as plain data: built-in DO cache gets and misses by call site, DO
+    writes (``do_writes``: the report's DO sets), KV writes by UTC day and call site, and the
+    KV errors KV answered by error and call site."""
+
+    def sites(chosen: Iterable[OperationRecord]) -> dict[str, int]:
+        """Operations counted by call site (relative to the rootdir, as the report shows it)."""
+        return dict(sorted(Counter(call_site_text(r, rootdir) for r in chosen).items()))
+
+    gets = [r for r in cache_records if r.op == "get" and r.ok]
+    errors = Counter(
+        f"{r.error_type} ({r.status}) at {call_site_text(r, rootdir)}"
+        for r in kv_error_records(records)
+    )
+    return {
+        "cache_gets": len(gets),
+        "cache_misses": sites(cache_misses(cache_records)),
+        "do_writes": do_writes,
+        "kv_writes": {
+            day.isoformat(): sites(day_records)
+            for day, day_records in spans(kv_writes(records), "day")
+            if day is not None
+        },
+        "kv_errors": dict(sorted(errors.items())),
+    }
+
+
+def merge(evidences: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of several tests' evidence (the session's)."""
+    total: dict[str, Any] = {
+        "cache_gets": 0,
+        "cache_misses": Counter(),
+        "do_writes": 0,
+        "kv_writes": {},
+        "kv_errors": Counter(),
+    }
+    for found in evidences:
+        total["cache_gets"] += found["cache_gets"]
+        total["do_writes"] += found["do_writes"]
+        total["cache_misses"].update(found["cache_misses"])
+        total["kv_errors"].update(found["kv_errors"])
+        for day, day_sites in found["kv_writes"].items():
+            total["kv_writes"].setdefault(day, Counter()).update(day_sites)
+    return total
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A metric's figure over a scope (None: nothing to measure) and the words for it."""
+
+    value: float | None
+    figures: str
+    #: The days a per-day figure went over (ISO dates), for the failure's detail.
+    days: tuple[str, ...] = ()
+
+
+def measure(gate: Gate, found: Mapping[str, Any], where: str) -> Measurement:
+    """``gate``'s metric over the evidence ``found`` (``where``: "this test", ...)."""
+    misses = sum(found["cache_misses"].values())
+    kv_written = sum(sum(day.values()) for day in found["kv_writes"].values())
+    if gate.metric == "do_hit_rate":
+        gets = found["cache_gets"]
+        if not gets:
+            return Measurement(None, f"no gets on the built-in DO cache in {where}")
+        return Measurement(
+            _ratio(gets - misses, gets), f"{gets - misses} of {gets} DO cache gets hit"
+        )
+    if gate.metric == "do_write_share":
+        writes = found["do_writes"] + kv_written
+        if not writes:
+            return Measurement(None, f"no writes to the DO or KV in {where}")
+        return Measurement(
+            _ratio(found["do_writes"], writes),
+            f"{found['do_writes']} of {writes} writes went to the DO, {kv_written} to KV",
+        )
+    if gate.metric == "kv_errors":
+        errors = sum(found["kv_errors"].values())
+        return Measurement(errors, f"KV answered {errors} rate-limit (429) or quota errors")
+    per_day = {day: sum(day_sites.values()) for day, day_sites in found["kv_writes"].items()}
+    busiest = max(per_day.values(), default=0)
+    over = tuple(sorted(day for day, n in per_day.items() if not gate.holds(n)))
+    when = f" on {max(sorted(per_day), key=per_day.__getitem__)} (UTC)" if per_day else ""
+    return Measurement(busiest, f"{busiest} KV writes{when}, the busiest day", over)
+
+
+def _ratio(part: int, whole: int) -> float:
+    """``part / whole`` to 6 places, as the report rounds its rates (same run, same figure)."""
+    return round(part / whole, 6)
+
+
+# --- judging -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One gate judged over one scope (a test's node id, or the session)."""
+
+    gate: Gate
+    source: str
+    scope: str
+    measured: Measurement
+    #: The scope in words: "this test", "the application's tests".
+    where: str
+
+    @property
+    def passed(self) -> bool:
+        """Met; a figure that could not be measured is a miss, never a pass."""
+        value = self.measured.value
+        return value is not None and self.gate.holds(value)
+
+    @property
+    def headline(self) -> str:
+        """``expected do_hit_rate >= 0.7, measured 0.5: 2 of 4 DO cache gets hit (source)``."""
+        value = self.measured.value
+        if value is None:
+            return (
+                f"{self.source}: {self.gate.metric} cannot be measured: {self.measured.figures}; "
+                f"remove the gate or {_NEEDS[self.gate.metric]}"
+            )
+        over = f" over {self.where}" if self.scope == SESSION else ""
+        return (
+            f"expected {self.gate}{over}, measured {value:g}: {self.measured.figures} "
+            f"({self.source})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON report's entry (``report_data``'s ``slo`` section)."""
+        return {
+            "scope": self.scope,
+            "metric": self.gate.metric,
+            "comparison": self.gate.comparison,
+            "limit": self.gate.limit,
+            "measured": self.measured.value,
+            "passed": self.passed,
+        }
+
+
+_NEEDS = {
+    "do_hit_rate": "read through the built-in DO cache (DualCacheEnv.do, the do_cache fixture)",
+    "do_write_share": "write through the DO cache or KV",
+}
+
+
+def judge(
+    objectives: Objectives, found: Mapping[str, Any], scope: str, where: str
+) -> list[Verdict]:
+    """Every gate of ``objectives`` over the evidence ``found`` of ``scope``."""
+    return [
+        Verdict(gate, objectives.source, scope, measure(gate, found, where), where)
+        for gate in objectives.gates
+    ]
+
+
+def describe_test_miss(
+    verdict: Verdict,
+    records: list[OperationRecord],
+    cache_records: list[OperationRecord],
+    *,
+    headline: bool = True,
+) -> str:
+    """A test's miss: the headline (unless said already) and each operation that drove it."""
+    lines = [verdict.headline] if headline else []
+    metric = verdict.gate.metric
+    if verdict.measured.value is None:
+        return "\n".join(lines)
+    if metric == "kv_writes_per_day":
+        budget = KVBudget.of(verdict.source, per="day", writes=int(verdict.gate.limit))
+        for violation in budget.violations(kv_writes(records)):
+            lines.append(violation.describe(headline=False))
+        return "\n".join(lines)
+    chosen, label = _DRIVERS[metric](records, cache_records)
+    lines.append(f"{len(chosen)} {label} by call site:")
+    lines.extend(operation_lines(chosen))
+    return "\n".join(lines)
+
+
+_DRIVERS: dict[str, Callable[..., tuple[list[OperationRecord], str]]] = {
+    "do_hit_rate": lambda records, cache: (cache_misses(cache), "DO cache misses"),
+    "do_write_share": lambda records, cache: (kv_writes(records), "KV-routed writes"),
+    "kv_errors": lambda records, cache: (kv_error_records(records), "KV errors"),
+}
+
+
+def describe_session_miss(verdict: Verdict, by_test: Mapping[str, Mapping[str, Any]]) -> str:
+    """A session miss: the headline, then what drove it by call site and by test, capped."""
+    lines = [verdict.headline]
+    if verdict.measured.value is None:
+        return "\n".join(lines)
+    if verdict.gate.metric == "kv_writes_per_day":
+        for day in verdict.measured.days:
+            label = f"KV writes on {day} (UTC)"
+            lines += _grouped(
+                label, by_test, lambda found, day=day: found["kv_writes"].get(day, {})
+            )
+    else:
+        label, counts_of = _SESSION_DRIVERS[verdict.gate.metric]
+        lines += _grouped(label, by_test, counts_of)
+    return "\n".join(lines)
+
+
+def _all_days(found: Mapping[str, Any]) -> Counter[str]:
+    """A test's KV writes by call site over all its days."""
+    total: Counter[str] = Counter()
+    for day_sites in found["kv_writes"].values():
+        total.update(day_sites)
+    return total
+
+
+_SESSION_DRIVERS: dict[str, tuple[str, Callable[[Mapping[str, Any]], Mapping[str, int]]]] = {
+    "do_hit_rate": ("DO cache misses", lambda found: found["cache_misses"]),
+    "do_write_share": ("KV-routed writes", _all_days),
+    "kv_errors": ("KV errors", lambda found: found["kv_errors"]),
+}
+
+
+def _grouped(
+    label: str,
+    by_test: Mapping[str, Mapping[str, Any]],
+    counts_of: Callable[[Mapping[str, Any]], Mapping[str, int]],
+) -> list[str]:
+    """``N label by call site:`` and ``by test:``, most first, at most ``TOP`` of each."""
+    sites: Counter[str] = Counter()
+    tests: Counter[str] = Counter()
+    for nodeid, found in by_test.items():
+        counts = counts_of(found)
+        sites.update(counts)
+        if counts:
+            tests[nodeid] = sum(counts.values())
+    lines = [f"{sum(sites.values())} {label} by call site:"]
+    for heading, counter in (("", sites), ("by test:", tests)):
+        if heading:
+            lines.append(heading)
+        ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+        lines.extend(f"  {count:>5} x {name}" for name, count in ranked[:TOP])
+        if len(ranked) > TOP:
+            lines.append(f"  ... and {len(ranked) - TOP} more")
+    return lines
+
+
+def render(results: list[dict[str, Any]]) -> list[str]:
+    """The KV report's lines: one per gate, session first, then tests by node id."""
+    if not results:
+        return []
+    lines = [f"SLO gates: {sum(not r['passed'] for r in results)} missed of {len(results)}"]
+    for result in results:
+        measured = "n/a" if result["measured"] is None else f"{result['measured']:g}"
+        scope = "session (your tests)" if result["scope"] == SESSION else result["scope"]
+        verdict = "passed" if result["passed"] else "MISSED"
+        lines.append(
+            f"  {verdict}: {scope}: {result['metric']} {result['comparison']} "
+            f"{result['limit']:g}, measured {measured}"
+        )
+    return lines
+
+
+def ordered(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The JSON's order: the session's gates first, then by node id, each in metric order."""
+    names = list(METRICS)
+    return sorted(
+        results,
+        key=lambda r: (r["scope"] != SESSION, r["scope"], names.index(r["metric"])),
+    )
