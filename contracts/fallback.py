@@ -556,21 +556,24 @@ class FallbackClauses:
         self, contract: ContractHarness
     ) -> None:
         dal = contract.start("do")
+        assert dal.put("fb7:before", "fb7:before").succeeded, "the put before must succeed"
         keys = ("fb7:first", "fb7:second")
         with contract.do.outage():
             for key in keys:
                 assert dal.put(key, key).succeeded, "a put during the outage must succeed via KV"
                 contract.advance(0.5)
         # No time passes once the DO is back: a DAL that backs off retrying its repair has not
-        # moved the copies yet, so a get finds the DO answering without them.
+        # moved the copies yet, so a get finds the DO answering without them (and a key put
+        # before the outage has a DO record and no copy).
         for instance in (dal, contract.instance("B")):
-            for key in keys:
+            for key in (*keys, "fb7:before"):
                 got = instance.get(key)
                 assert got == key, (
-                    f"{instance.name}: the moment the DO is back, {key!r} (put during the "
-                    f"outage, reported success) must read back {key!r}, also before any repair "
-                    f"has moved it into the DO (the DO answering 'no record' does not hide a "
-                    f"fallback copy); got {got!r}"
+                    f"{instance.name}: the moment the DO is back, {key!r} (put "
+                    f"{'before' if key == 'fb7:before' else 'during'} the outage, reported "
+                    f"success) must read back {key!r}, also before any repair has moved the "
+                    f"outage's puts into the DO (the DO answering 'no record' does not hide a "
+                    f"fallback copy, nor a missing copy the DO's record); got {got!r}"
                 )
 
     @clause("FB-7")
