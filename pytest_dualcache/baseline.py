@@ -192,6 +192,15 @@ class GateResult:
     def failed(self) -> bool:
         return bool(self.grew)
 
+    def to_json(self, growth: Growth) -> dict[str, Any]:
+        """The verdict as the HTML and Markdown reports read it (``report_data``'s ``gate``)."""
+        return {
+            "allowed": str(growth),
+            "grew": self.grew,
+            "new_tests": self.new_tests,
+            "notes": self.notes,
+        }
+
     def render(self, growth: Growth) -> list[str]:
         lines = []
         if self.grew:

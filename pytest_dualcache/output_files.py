@@ -24,7 +24,12 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     existing file (a FIFO, a device, ``/dev/stdout``) is written in place, never replaced.
     Missing parent folders are created. Errors are ``OSError``s.
     """
-    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_text_atomically(path, json_text(data))
+
+
+def json_text(data: dict[str, Any]) -> str:
+    """``data`` as the plugin's JSON files hold it: sorted keys, indented, a final newline."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def write_text_atomically(path: Path, text: str) -> None:

@@ -9,6 +9,7 @@ controller (or the only process) builds the report, writes the JSON and runs the
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
@@ -22,11 +23,12 @@ from .budget import BudgetError, KVBudget
 from .contracts.paths import SUITE_NODEID
 from .factories import check_imported
 from .ledger import OperationRecord
-from .output_files import write_json_atomically
+from .output_files import json_text, write_text_atomically
 from .pytest_compromises import count_in_summary_line
 from .recorder import Recorder, Scope
 from .report import SessionReport, bypass_entry, call_site_text, summarize
 from .settings import SETTINGS, DualCacheSettings
+from .shards import SHARD_KEY
 from .slo import (
     SESSION,
     SLOError,
@@ -370,11 +372,13 @@ class KVSession:
         if exitstatus == pytest.ExitCode.INTERRUPTED and self.report.complete:
             self.report.stop("interrupted")
         if self.settings.report_path is not None:
-            self._write("KV report", self.settings.report_path, self.report.to_json)
-        if self.settings.save_baseline is not None and self.report.complete:
             self._write(
-                "KV baseline", self.settings.save_baseline, lambda: baseline_of(self.report)
+                "KV report", self.settings.report_path, lambda: json_text(self._report_json())
             )
+        self._write_pages()
+        if self.settings.save_baseline is not None and self.report.complete:
+            baseline = self.settings.save_baseline
+            self._write("KV baseline", baseline, lambda: json_text(baseline_of(self.report)))
         if self.write_errors and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         # The final line ("148 passed, 1 KV gate failed") says what the sections above say.
@@ -385,9 +389,43 @@ class KVSession:
         if not self.settings.factories_registered:
             count_in_summary_line(self.config, ON_THE_REFERENCE, len(self.suite_tests))
 
-    def _write(self, what: str, path: Path, data: Callable[[], dict[str, Any]]) -> None:
+    def _report_json(self) -> dict[str, Any]:
+        """The JSON report, marked ``"shard": "I/N"`` under ``--dualcache-shard``."""
+        data = self.report.to_json()
+        if self.settings.shard is not None:
+            data[SHARD_KEY] = "{}/{}".format(*self.settings.shard)
+        return data
+
+    def _write_pages(self) -> None:
+        """The HTML page and the Markdown summary (to ``--dualcache-html``/``-md`` and to
+        ``$GITHUB_STEP_SUMMARY``, the job page of a GitHub Actions run)."""
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        html, markdown = self.settings.html_path, self.settings.md_path
+        if html is None and markdown is None and not step_summary:
+            return
+        from .report_html import render_html
+        from .report_md import render_markdown
+
+        data = self._report_json()
+        if self.gate_result is not None:
+            data["gate"] = self.gate_result.to_json(self._max_growth())
+        if html is not None:
+            self._write("HTML report", html, lambda: render_html(data))
+        summary = render_markdown(data) if markdown is not None or step_summary else ""
+        if markdown is not None:
+            self._write("Markdown summary", markdown, lambda: summary)
+        if step_summary:
+            self._write("GitHub step summary", Path(step_summary), lambda: summary, append=True)
+
+    def _write(self, what: str, path: Path, text: Callable[[], str], append: bool = False) -> None:
+        """Write ``text()`` to ``path`` (appended, as GitHub's step summary file expects); a
+        failure is reported under the KV report and fails the session."""
         try:
-            write_json_atomically(path, data())
+            if append:
+                with path.open("a", encoding="utf-8") as page:
+                    page.write(text())
+            else:
+                write_text_atomically(path, text())
         except OSError as exc:
             self.write_errors.append((what, path, exc.strerror or str(exc)))
 

@@ -1,25 +1,26 @@
 """Every dualcache option and ini key, resolved once with one precedence.
 
-``SETTINGS`` is the vocabulary: each setting's command-line option, environment variable,
-ini key, default and help, written once. ``resolve_settings`` reads each from the first
-source that gives it (command line > environment variable > ini > default) and validates
-it; a bad value is a ``pytest.UsageError`` naming its source ("ini dualcache_kv_plan: ...",
-"--dualcache-max-growth: ..."), so a typo never reaches a test. Values whose checking
-imports user code or reads files (factories, the KV budget, the baseline) are resolved only
-under ``--dualcache``. This module imports no backend: a session that does not use the
-plugin pays for nothing.
+``SETTINGS`` (in ``vocabulary.py``) is the vocabulary: each setting's command-line option,
+environment variable, ini key, default and help, written once. ``resolve_settings`` reads
+each from the first source that gives it (command line > environment variable > ini >
+default) and validates it; a bad value is a ``pytest.UsageError`` naming its source ("ini
+dualcache_kv_plan: ...", "--dualcache-max-growth: ..."), so a typo never reaches a test.
+Values whose checking imports user code or reads files (factories, the KV budget, the
+baseline) are resolved only under ``--dualcache``. This module imports no backend: a
+session that does not use the plugin pays for nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from .vocabulary import DEFAULTS, DO_ENGINE_CHOICES, KV_PLAN_CHOICES, SETTINGS, SHIM_CHOICES
 
 if TYPE_CHECKING:
     from .baseline import Growth
@@ -29,197 +30,22 @@ if TYPE_CHECKING:
     from .runtime.wrangler import WranglerConfig
     from .slo import Objectives
 
-KV_PLAN_CHOICES = ("free", "paid", "unlimited")
-DO_ENGINE_CHOICES = ("memory", "redis")
-SHIM_CHOICES = ("on", "off")
 #: The wrangler config files looked for in the rootdir, the first found wins (wrangler reads
 #: "wrangler.json", "wrangler.jsonc" or "wrangler.toml":
 #: developers.cloudflare.com/workers/wrangler/configuration/; the TOML first, as Cloudflare's
 #: Python Workers examples ship it).
 WRANGLER_CONFIG_NAMES = ("wrangler.toml", "wrangler.jsonc", "wrangler.json")
-REDIS_URL_VARIABLE = "DUALCACHE_REDIS_URL"
 BINDING_KEYS = ("do_binding", "kv_binding", "flag_var")
-GATE_OPTIONS = ("suite", "report_path", "save_baseline", "baseline", "max_growth")
-
-
-def positive_int(text: str) -> int:
-    """``text`` as a positive integer; argparse's type for ``--dualcache-examples``."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting: its public names, default and help, shared by options, ini and resolver."""
-
-    help: str
-    default: Any = None
-    option: str | None = None
-    env: str | None = None
-    ini: str | None = None
-    ini_type: Literal["string", "linelist"] = "string"
-    #: argparse details of the option: its action ("store_true", "append") and metavar.
-    action: str | None = None
-    metavar: str | None = None
-    #: argparse type of the option: converts its text, or says why it cannot.
-    parse: Callable[[str], Any] | None = None
-
-    @property
-    def dest(self) -> str:
-        """The option's attribute name for ``config.getoption``."""
-        assert self.option is not None
-        return self.option.lstrip("-").replace("-", "_")
-
-    def help_text(self) -> str:
-        """The help line, ending with what applies when the setting is not given."""
-        fallbacks = [f"${self.env}"] if self.env else []
-        if self.default not in (None, "", (), False):
-            fallbacks.append(str(self.default))
-        return f"{self.help} (default: {', else '.join(fallbacks)})" if fallbacks else self.help
-
-
-#: The vocabulary, by ``DualCacheSettings`` field. Option and ini names are public API.
-SETTINGS: dict[str, Setting] = {
-    "enabled": Setting(
-        "run the dualcache contract suite against the registered DAL factories (the fixtures "
-        "work without it)",
-        default=False,
-        option="--dualcache",
-        action="store_true",
-    ),
-    "factories": Setting(
-        "DAL factories make_dal(env) for the contract suite, one [NAME=]MODULE:CALLABLE each "
-        "(the option is repeatable and replaces the ini list)",
-        default=(),
-        option="--dualcache-factory",
-        ini="dualcache_factory",
-        ini_type="linelist",
-        action="append",
-        metavar="[NAME=]MODULE:CALLABLE",
-    ),
-    "suite": Setting(
-        "add the contract suite even when the command line names only files or node ids "
-        "(without a path, or with a directory, it is added anyway)",
-        default=False,
-        option="--dualcache-suite",
-        action="store_true",
-    ),
-    "waive": Setting(
-        "contract clauses a factory knowingly does not meet, one NAME:CLAUSE=REASON per line: "
-        "they run as non-strict xfail with the reason",
-        default=(),
-        ini="dualcache_waive",
-        ini_type="linelist",
-    ),
-    "examples": Setting(
-        "hypothesis examples per property and state-machine test",
-        default=25,
-        option="--dualcache-examples",
-        metavar="N",
-        parse=positive_int,
-    ),
-    "redis_url": Setting(
-        "run the DO cache's redis engine on this server instead of an in-process fakeredis; "
-        "each env gets its own key prefix and cleans up",
-        option="--dualcache-redis-url",
-        env=REDIS_URL_VARIABLE,
-        metavar="URL",
-    ),
-    "report_path": Setting(
-        "write the KV report (per test and totals) as JSON to PATH",
-        option="--dualcache-report",
-        metavar="PATH",
-    ),
-    "save_baseline": Setting(
-        "save per-test and total KV writes as a baseline to commit on the main branch",
-        option="--dualcache-save-baseline",
-        metavar="PATH",
-    ),
-    "baseline": Setting(
-        "fail the session when KV writes grew beyond the baseline at PATH",
-        option="--dualcache-baseline",
-        metavar="PATH",
-    ),
-    "max_growth": Setting(
-        "KV writes a test (or the total) may grow by over the baseline: a count or a percentage",
-        default="0",
-        option="--dualcache-max-growth",
-        metavar="N|P%",
-    ),
-    "kv_budget": Setting(
-        "default KV budget of every test under --dualcache, e.g. writes=50/day",
-        default="",
-        ini="dualcache_kv_budget",
-    ),
-    "slo": Setting(
-        "SLO gates over your tests under --dualcache, e.g. kv_errors=0", ini="dualcache_slo"
-    ),
-    "dal_modules": Setting(
-        "modules (and their submodules) whose KV writes count as via the cache layer",
-        default=(),
-        ini="dualcache_dal_modules",
-        ini_type="linelist",
-    ),
-    "kv_allow": Setting(
-        "callers allowed to write KV directly: globs on path::function, one per line",
-        default=(),
-        ini="dualcache_kv_allow",
-        ini_type="linelist",
-    ),
-    "do_binding": Setting(
-        "binding name of the Durable Object cache", default="CACHE_DO", ini="dualcache_do_binding"
-    ),
-    "kv_binding": Setting(
-        "binding name of the Workers KV namespace", default="CACHE_KV", ini="dualcache_kv_binding"
-    ),
-    "flag_var": Setting(
-        'string var that routes cache traffic to the DO when it equals "true"',
-        default="FEATURE_FLAG_DO_CACHE",
-        ini="dualcache_flag_var",
-    ),
-    "kv_plan": Setting(
-        "KV limits to enforce: free, paid or unlimited", default="free", ini="dualcache_kv_plan"
-    ),
-    "do_engine": Setting(
-        "storage engine behind the DO cache: memory or redis",
-        default="memory",
-        ini="dualcache_do_engine",
-    ),
-    # Read by the cloudflare_api fixture (rest/fixture.py), through ``given``.
-    "rest_account_id": Setting(
-        "account id of the cloudflare_api fixture's emulated REST API (a fixed test id if unset)",
-        ini="dualcache_account_id",
-    ),
-    "kv_namespace_ids": Setting(
-        "KV namespace id of each binding for the cloudflare_api fixture, one BINDING=ID per line",
-        default=(),
-        ini="dualcache_kv_namespace_ids",
-        ini_type="linelist",
-    ),
-    "wrangler_config": Setting(
-        "the Worker's wrangler config (bindings, vars, Durable Object classes), relative to the "
-        "rootdir (default: the first of wrangler.toml, wrangler.jsonc, wrangler.json there)",
-        ini="dualcache_wrangler_config",
-    ),
-    "wrangler_env": Setting(
-        "the [env.NAME] section of the wrangler config to use (default: the top level)",
-        ini="dualcache_wrangler_env",
-    ),
-    "workers_shim": Setting(
-        "on: the workers, pyodide and js modules of Python Workers are importable; off: never "
-        "(default: on when a wrangler config is found)",
-        ini="dualcache_workers_shim",
-    ),
-}
-
-
-#: Each setting's default, by name (written once, in ``SETTINGS``).
-DEFAULTS: Mapping[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
+GATE_OPTIONS = (
+    "suite",
+    "report_path",
+    "html_path",
+    "md_path",
+    "shard",
+    "save_baseline",
+    "baseline",
+    "max_growth",
+)
 
 
 @dataclass(frozen=True)
@@ -292,6 +118,10 @@ class DualCacheSettings:
     kv_budget: KVBudget | None = None
     slo: Objectives | None = None
     report_path: Path | None = None
+    html_path: Path | None = None
+    md_path: Path | None = None
+    #: ``--dualcache-shard``: ``(I, N)``, written into the JSON report as ``"shard": "I/N"``.
+    shard: tuple[int, int] | None = None
     save_baseline: Path | None = None
     #: The loaded baseline of ``--dualcache-baseline``.
     baseline: dict[str, Any] | None = None
@@ -428,7 +258,7 @@ def _resolve_session_settings(
         except BaselineError as exc:
             raise pytest.UsageError(f"{found[1]}: {exc}") from None
     outputs: dict[str, Path | None] = {}
-    for name in ("report_path", "save_baseline"):
+    for name in ("report_path", "html_path", "md_path", "save_baseline"):
         found = given(config, name)
         outputs[name] = Path(found[0]) if found else None
         problem = output_problem(outputs[name]) if found else None
@@ -437,6 +267,7 @@ def _resolve_session_settings(
             raise pytest.UsageError(f"{found[1]}: {problem}")  # type: ignore[index]
     return replace(
         settings,
+        shard=_shard(config),
         factories=factories,
         factories_registered=bool(specs) or any(map(dict, hooked)),
         suite=bool(_value(config, "suite")[0]),
@@ -449,6 +280,19 @@ def _resolve_session_settings(
         max_growth=max_growth,
         **outputs,
     )
+
+
+def _shard(config: pytest.Config) -> tuple[int, int] | None:
+    """``--dualcache-shard`` as ``(I, N)``, or None when not given."""
+    from .shards import ShardError, parse_shard
+
+    found = given(config, "shard")
+    if found is None:
+        return None
+    try:
+        return parse_shard(found[0], found[1])
+    except ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _wrangler_config(config: pytest.Config) -> WranglerConfig | None:

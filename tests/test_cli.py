@@ -20,7 +20,6 @@ import pytest_dualcache.contracts.test_registered  # noqa: F401
 
 from pytest_dualcache.baseline import NOT_COMPARED, Growth, baseline_of, compare
 from pytest_dualcache.cli import BAD_INPUT, GATE_FAILED, OK, PROG, main
-from pytest_dualcache.output_files import write_json_atomically
 from pytest_dualcache.report import REPORT_VERSION, SessionReport, summarize
 from pytest_dualcache.report_html import render_html
 from pytest_dualcache.report_md import render_markdown
@@ -92,12 +91,6 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]
     return code, out.splitlines(), err.splitlines()
 
 
-def _mark_shard(path: Path, shard: str) -> None:
-    """Add the shard marker a sharded run's report carries (as tests/test_shards.py does)."""
-    data = json.loads(path.read_text())
-    write_json_atomically(path, {**data, "shard": shard})
-
-
 def _following(lines: list[str], expected: list[str]) -> list[str]:
     """The ``len(expected)`` lines of ``lines`` from the first that equals ``expected[0]``."""
     start = lines.index(expected[0])
@@ -148,8 +141,11 @@ def test_merged_real_shards_are_byte_identical_to_the_unsplit_run(pytester, caps
     _project(pytester)
     assert _run(pytester, *FILES, "--dualcache-report=full.json").ret == 0
     for index, name in enumerate(FILES, start=1):
-        assert _run(pytester, name, f"--dualcache-report=shard-{index}.json").ret == 0
-        _mark_shard(pytester.path / f"shard-{index}.json", f"{index}/2")
+        shard = (f"--dualcache-report=shard-{index}.json", f"--dualcache-shard={index}/2")
+        assert _run(pytester, name, *shard).ret == 0
+        assert json.loads((pytester.path / f"shard-{index}.json").read_text())["shard"] == (
+            f"{index}/2"
+        )
     full = (pytester.path / "full.json").read_bytes()
     assert len(json.loads(full)["tests"]) == 3  # the scenario: both files' tests, one report
     for order in (("shard-1.json", "shard-2.json"), ("shard-2.json", "shard-1.json")):

@@ -400,6 +400,7 @@ def test_session_without_the_fixtures_imports_no_backend(pytester):
         "pytest_dualcache.plugin",
         "pytest_dualcache.recorder",  # standard library only: each session records on its own
         "pytest_dualcache.settings",
+        "pytest_dualcache.vocabulary",
     ]
     assert "FAKEREDIS_LOADED False" in result.outlines
 

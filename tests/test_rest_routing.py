@@ -279,18 +279,20 @@ def test_rate_limit_figures_are_cloudflares():
 
 
 def test_the_ini_keys_once_settings_has_them(monkeypatch, dualcache_env):
-    from pytest_dualcache import settings
+    from pytest_dualcache import settings, vocabulary
     from pytest_dualcache.rest import fixture
 
     monkeypatch.setitem(
         settings.SETTINGS,
         "rest_account_id",
-        settings.Setting("account", ini="dualcache_account_id"),
+        vocabulary.Setting("account", ini="dualcache_account_id"),
     )
     monkeypatch.setitem(
         settings.SETTINGS,
         "kv_namespace_ids",
-        settings.Setting("ids", default=(), ini="dualcache_kv_namespace_ids", ini_type="linelist"),
+        vocabulary.Setting(
+            "ids", default=(), ini="dualcache_kv_namespace_ids", ini_type="linelist"
+        ),
     )
 
     class Config:

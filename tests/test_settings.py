@@ -18,10 +18,9 @@ from pytest_dualcache.settings import (
     SETTINGS,
     BindingNames,
     DualCacheSettings,
-    Setting,
-    positive_int,
     resolve_settings,
 )
+from pytest_dualcache.vocabulary import Setting, positive_int
 
 
 class StandInConfig:
@@ -160,6 +159,9 @@ def test_the_public_option_and_ini_names_are_kept():
         "--dualcache-examples",
         "--dualcache-redis-url",
         "--dualcache-report",
+        "--dualcache-html",
+        "--dualcache-md",
+        "--dualcache-shard",
         "--dualcache-save-baseline",
         "--dualcache-baseline",
         "--dualcache-max-growth",
