@@ -1,7 +1,10 @@
 """The KV baseline: what a main-branch run saves, how a saved file is checked, and the gate.
 
 A baseline holds per-test and total KV writes, deletes and lists with the write call sites;
-``compare`` fails the gate when a pull request's KV writes grow beyond ``Growth``.
+``compare`` fails the gate when a pull request's KV writes grow beyond ``Growth``. When the
+session's tests declared workloads it also keeps the projected month (``bill``) and its KV
+writes by call site (``bill_write_sites``), for the cost gate (``workload.judge_cost``):
+optional keys, so the format stays version 1 and a baseline without them still loads.
 """
 
 from __future__ import annotations
@@ -37,7 +40,10 @@ def baseline_of(report: SessionReport) -> dict[str, Any]:
         for nodeid, data in sorted(report.tests.items())
     }
     totals = {kind: sum(test[kind] for test in tests.values()) for kind in GATED_KINDS}
-    return {"version": BASELINE_VERSION, "tests": tests, "totals": totals}
+    from .workload import baseline_bill
+
+    cost = baseline_bill(report.tests)  # optional keys: older readers ignore them
+    return {"version": BASELINE_VERSION, "tests": tests, "totals": totals, **cost}
 
 
 class BaselineError(ValueError):
@@ -128,6 +134,34 @@ def _check_body(data: dict[str, Any]) -> None:
                 f'expected an object with "writes", "deletes" and "lists", got {_shown(totals)}',
             )
         _check_counts(totals, "totals")
+    _check_bill(data)
+
+
+def _check_bill(data: dict[str, Any]) -> None:
+    """The optional ``bill`` (what the cost gate reads of it) and ``bill_write_sites``."""
+    if "bill" in data:
+        bill = data["bill"]
+        total = bill.get("total") if isinstance(bill, dict) else None
+        if not isinstance(total, dict):
+            raise _SchemaError("bill", f'expected an object with "total", got {_shown(bill)}')
+        if not _is_int(total.get("gross_cents")):
+            raise _SchemaError(
+                "bill.total.gross_cents",
+                f"expected an integer, got {_shown(total.get('gross_cents'))}",
+            )
+        monthly = total.get("monthly")
+        if not isinstance(monthly, dict) or not all(
+            isinstance(n, int | float) and not isinstance(n, bool) for n in monthly.values()
+        ):
+            raise _SchemaError(
+                "bill.total.monthly", f"expected an object of numbers, got {_shown(monthly)}"
+            )
+    sites = data.get("bill_write_sites", {})
+    if not isinstance(sites, dict) or not all(_is_int(n) and n >= 0 for n in sites.values()):
+        raise _SchemaError(
+            "bill_write_sites",
+            f"expected an object of call sites and integers >= 0, got {_shown(sites)}",
+        )
 
 
 def _check_counts(entry: dict[str, Any], where: str) -> None:

@@ -6,8 +6,9 @@ it (``html``, ``md``). Each subcommand runs what the plugin runs (``shards.merge
 ``baseline.compare``, the renderers, ``output_files``' writer), so the CLI and the plugin
 cannot disagree about a file or a verdict.
 
-Exit codes: 0 done; 1 the gate failed (KV writes grew, or the report is incomplete and so
-cannot pass); 2 bad input, said in one line on stderr naming the file, with no file written.
+Exit codes: 0 done; 1 the gate failed (KV writes grew, the month got dearer beyond
+``--max-cost-growth``, or the report is incomplete and so cannot pass); 2 bad input, said
+in one line on stderr naming the file, with no file written.
 Importing this module imports no pytest; only ``gate`` without ``--max-growth`` does, to
 read the plugin's default from ``settings``.
 """
@@ -22,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from .baseline import NOT_COMPARED, BaselineError, Growth, baseline_of, compare, load_baseline
+from .bill import CostLimit
 from .output_files import output_problem, write_json_atomically, write_text_atomically
 from .report import REPORT_VERSION, WAIVER_OUTCOMES, SessionReport
 from .report_html import render_html
 from .report_md import render_markdown
 from .shards import ShardError, merge_shards
+from .workload import judge_cost
 
 OK, GATE_FAILED, BAD_INPUT = 0, 1, 2
 PROG = "python -m pytest_dualcache"
@@ -166,6 +169,15 @@ def max_growth(text: str | None) -> Growth:
         raise InputError(f"{source}: {exc}") from None
 
 
+def max_cost_growth(text: str | None) -> CostLimit | None:
+    """``--max-cost-growth`` read as the plugin reads ``--dualcache-max-cost-growth`` (None:
+    no cost gate, as in the plugin)."""
+    try:
+        return None if text is None else CostLimit.parse(text, "--max-cost-growth")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 def check_output(path: Path) -> None:
     """Refuse an output path that cannot be written before any work is done."""
     problem = output_problem(path)
@@ -205,6 +217,7 @@ def run_gate(args: argparse.Namespace) -> int:
     """Gate a report's KV writes against a baseline, as the plugin's ``--dualcache-baseline``
     does: the same comparison, the same lines, exit 1 where the plugin fails the session."""
     growth = max_growth(args.max_growth)
+    cost_limit = max_cost_growth(args.max_cost_growth)
     data = read_report(args.report)
     baseline = load_baseline(args.baseline)
     report = SessionReport(tests=data["tests"], stopped=list(data["incomplete_reasons"]))
@@ -214,9 +227,10 @@ def run_gate(args: argparse.Namespace) -> int:
         print(NOT_COMPARED)
         return GATE_FAILED
     result = compare(baseline, baseline_of(report), growth)
-    for line in result.render(growth):
+    cost = None if cost_limit is None else judge_cost(baseline, report.tests, cost_limit)
+    for line in [*result.render(growth), *(cost.render() if cost else [])]:
         print(line)
-    return GATE_FAILED if result.failed else OK
+    return GATE_FAILED if result.failed or (cost is not None and cost.failed) else OK
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -263,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|P%",
         help="KV writes a test (or the total) may grow by over the baseline: a count or a "
         "percentage (default: the plugin's --dualcache-max-growth default)",
+    )
+    gate.add_argument(
+        "--max-cost-growth",
+        metavar="AMOUNT|P%",
+        help="also fail when the projected month of the declared workloads got dearer than "
+        "the baseline's by more than this: dollars (4.10) or a percentage (10%%)",
     )
     gate.set_defaults(run=run_gate)
 

@@ -53,7 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             extra["metavar"] = setting.metavar
         if setting.parse:
             extra["type"] = setting.parse
-        group.addoption(setting.option, help=setting.help_text(), **extra)
+        # argparse formats help with %: a literal one ("10%") must be doubled.
+        group.addoption(setting.option, help=setting.help_text().replace("%", "%%"), **extra)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -82,6 +83,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "dualcache_slo(do_hit_rate=None, do_write_share=None, kv_errors=None, "
         "kv_writes_per_day=None, p95_ms=None): success criteria the test must meet: rates at "
         "least, counts at most (checked under --dualcache)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "dualcache_workload(scale=1.0, name=None): the test simulates production traffic at "
+        "1/scale of its volume; the KV report projects its month's Cloudflare bill (under "
+        "--dualcache; name defaults to the node id)",
     )
     if config.getoption("help", default=False):
         return  # --help must work even when an ini value is broken

@@ -282,7 +282,16 @@ class SessionReport:
             "crashed_workers": sorted(self.crashed_workers),
             "missing_tests": sorted(self.missing_tests),
             **self._slo_section(),
+            **self._bill_section(),
         }
+
+    def _bill_section(self) -> dict[str, Any]:
+        """``{"bill": ...}``, the projected month of the tests' declared workloads (derived
+        from the tests, so a merged report computes the same); nothing when none declared."""
+        from .workload import bill_section
+
+        bill = bill_section(self.tests)
+        return {} if bill is None else {"bill": bill}
 
     def _slo_section(self) -> dict[str, Any]:
         """``{"slo": [...]}`` in ``slo.ordered``'s order; nothing when no gate was set."""

@@ -3,7 +3,9 @@
 The renderers take the JSON report (``SessionReport.to_json``) as a dict. These sections
 and per-test keys are optional: a renderer shows what is there and says what is not.
 
-- ``bill``: ``bill.Projection.to_json()`` (``workloads``, ``total`` with cents).
+- ``bill``: ``bill.Projection.to_json()`` (``workloads``, ``total`` with cents), with
+  ``notes`` (what it does not measure); ``SessionReport`` derives it from the tests'
+  ``workload`` entries (``workload.py``).
 - ``cost_growth``: ``bill.CostGrowth.to_json()``, with the gate's ``sentence``.
 - ``gate``: the baseline gate, ``{"allowed": "10%", "grew": [{"name", "before", "after",
   "new_sites"}], "new_tests": [...], "notes": [...]}`` (``baseline.GateResult``'s fields).
@@ -13,8 +15,10 @@ and per-test keys are optional: a renderer shows what is there and says what is 
   "comparison": ">=", "limit": 0.7, "measured": 0.65, "passed": false}``.
 - ``timeline``: per workload, ``{"budget_per_day": 50 or null, "hours": [{"kv_writes",
   "do_sets", "do_gets", "do_hits"}, ...]}``, one entry per simulated hour from the first.
-- per test in ``tests``: ``outcome`` (passed, failed, xfailed, xpassed, skipped), ``clause``
-  and ``factory`` of a contract test, and ``transcript`` (its harness transcript text).
+- per test in ``tests``: ``workload`` (``{"name", "scale", "days", "daily"}``, a declared
+  workload's usage a simulated day), ``outcome`` (passed, failed, xfailed, xpassed,
+  skipped), ``clause`` and ``factory`` of a contract test, and ``transcript`` (its harness
+  transcript text).
   Without them a contract test's clause and factory come from its node id
   (``test_FB_1_...[legacy]``) and its outcome from the waivers, else "ran".
 """

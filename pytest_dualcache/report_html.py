@@ -337,6 +337,7 @@ def _bill(report: dict[str, Any]) -> str:
         _table(["workload", "scale", "gross", "free plan limits crossed"], rows, {1, 2}),
         _table(["meter", "a month", "included", "beyond, net"], meters, {1, 2, 3}),
         summary,
+        *(f"<p>Note: {escape(note)}.</p>" for note in bill.get("notes", [])),
     )
 
 

@@ -131,7 +131,8 @@ def _bill(report: dict[str, Any]) -> list[str]:
         f"subscription **{dollars(total['total_cents'])}/month**.",
         "",
     ]
-    return lines
+    lines += [f"- note: {md_text(note)}" for note in bill.get("notes", [])]
+    return [*lines, ""] if bill.get("notes") else lines
 
 
 def _sites(report: dict[str, Any]) -> list[str]:

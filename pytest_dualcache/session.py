@@ -33,14 +33,24 @@ from .slo import (
     SESSION,
     SLOError,
     describe_session_miss,
-    describe_test_miss,
-    evidence,
     judge,
+    judge_test,
     marker_objectives,
     merge,
     ordered,
 )
 from .slo import render as render_slo
+from .workload import (
+    MARKER_NAME,
+    CostVerdict,
+    WorkloadError,
+    bill_section,
+    declared_tests,
+    judge_cost,
+    measured,
+    render_bill,
+    scale_conflicts,
+)
 
 REFERENCE_MODULE = "pytest_dualcache.abstraction"
 ACCOUNTING_KEY = pytest.StashKey["Accounting"]()
@@ -48,6 +58,7 @@ WORKER_INTERRUPTED = "interrupted (KeyboardInterrupt on an xdist worker)"
 #: What the final summary line adds ("1 KV gate failed", "142 ran against the bundled ...").
 GATE_FAILED = "KV gate failed"
 SLO_FAILED = "SLO gate failed"
+COST_FAILED = "cost gate failed"
 ON_THE_REFERENCE = "ran against the bundled reference (no DAL factory registered)"
 
 
@@ -85,6 +96,7 @@ class KVSession:
         #: Node ids of the collected suite's tests that reported (against any factory).
         self.suite_tests: set[str] = set()
         self.gate_result: GateResult | None = None
+        self.cost_verdict: CostVerdict | None = None
         self.is_worker = hasattr(config, "workerinput")
         #: (what, path, error) of each report or baseline file that could not be written.
         self.write_errors: list[tuple[str, Path, str]] = []
@@ -187,6 +199,11 @@ class KVSession:
             problems.extend(f"  {count} x {site}" for site, count in sorted(rejected.items()))
             details.extend(f"  bypass refused by KV (not counted): {r.describe()}" for r in refused)
         brief.extend(details)
+        if (marker := item.get_closest_marker(MARKER_NAME)) is not None:
+            try:
+                data["workload"] = measured(marker, item.nodeid, records, scope, data, self.rootdir)
+            except WorkloadError as exc:  # a marker added while the test ran
+                problems.append(str(exc))
         try:
             budget = self._budget(item, contract_test)
         except BudgetError as exc:
@@ -199,7 +216,9 @@ class KVSession:
                 problems.append(violation.headline)
                 details.append(violation.describe())
                 brief.append(violation.describe(headline=False))
-        slo, misses = self._slo(item, contract_test, records, scope, data)
+        marker = item.get_closest_marker("dualcache_slo")
+        for_session = self.settings.slo is not None and not contract_test
+        slo, misses = judge_test(marker, for_session, records, scope, data, item, self.rootdir)
         for headline, described, brief_described in misses:
             problems.append(headline)
             details.extend(filter(None, [described]))
@@ -215,39 +234,6 @@ class KVSession:
         return Accounting(
             data, "\n".join(details), "\n".join(problems) + hint, "\n".join(brief), slo
         )
-
-    def _slo(
-        self,
-        item: pytest.Item,
-        contract_test: bool,
-        records: list[OperationRecord],
-        scope: Scope,
-        data: dict[str, Any],
-    ) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
-        """The test's SLO data for its report, and each miss of its marker's gates as
-        (headline, details, details without the headline)."""
-        marker = item.get_closest_marker("dualcache_slo")
-        try:
-            objectives = None if marker is None else marker_objectives(marker.args, marker.kwargs)
-        except SLOError as exc:  # a marker added while the test ran: collection checked the rest
-            return None, [(str(exc), "", "")]
-        for_session = self.settings.slo is not None and not contract_test
-        if objectives is None and not for_session:
-            return None, []
-        cache = scope.records(kind="do", where=lambda ledger: ledger.do_cache)
-        found = evidence(records, cache, data["do"]["sets"], self.rootdir)
-        verdicts = [] if objectives is None else judge(objectives, found, item.nodeid, "this test")
-        misses = [
-            (
-                verdict.headline,
-                describe_test_miss(verdict, records, cache),
-                describe_test_miss(verdict, records, cache, headline=False),
-            )
-            for verdict in verdicts
-            if not verdict.passed
-        ]
-        results = [verdict.to_json() for verdict in verdicts]
-        return {"results": results, "evidence": found if for_session else None}, misses
 
     def _max_growth(self) -> Growth:
         growth = self.settings.max_growth
@@ -313,6 +299,12 @@ class KVSession:
                 marker_objectives(marker.args, marker.kwargs)
             except SLOError as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+        try:
+            conflict = scale_conflicts(declared_tests(items))
+        except WorkloadError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if conflict is not None:
+            raise pytest.UsageError(conflict)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # A DAL module may become importable only once the test files beside it are imported.
@@ -353,6 +345,10 @@ class KVSession:
             self.gate_result = compare(self.settings.baseline, current, self._max_growth())
             if self.gate_result.failed:
                 session.testsfailed += 1  # exit code 1, as for a failing test
+            if self.settings.max_cost_growth is not None:
+                limit = self.settings.max_cost_growth
+                self.cost_verdict = judge_cost(self.settings.baseline, self.report.tests, limit)
+                session.testsfailed += int(self.cost_verdict.failed)  # exit code 1
         if not self.is_worker and self.settings.slo is not None:
             by_test = dict(sorted(self.slo_evidence.items()))
             where = f"the application's {len(by_test)} test{'' if len(by_test) == 1 else 's'}"
@@ -386,6 +382,8 @@ class KVSession:
             count_in_summary_line(self.config, GATE_FAILED, 1)
         if self.slo_misses:
             count_in_summary_line(self.config, SLO_FAILED, 1)
+        if self.cost_verdict is not None and self.cost_verdict.failed:
+            count_in_summary_line(self.config, COST_FAILED, 1)
         if not self.settings.factories_registered:
             count_in_summary_line(self.config, ON_THE_REFERENCE, len(self.suite_tests))
 
@@ -409,6 +407,7 @@ class KVSession:
         data = self._report_json()
         if self.gate_result is not None:
             data["gate"] = self.gate_result.to_json(self._max_growth())
+            data.update(self.cost_verdict.page_sections(data["gate"]) if self.cost_verdict else {})
         if html is not None:
             self._write("HTML report", html, lambda: render_html(data))
         summary = render_markdown(data) if markdown is not None or step_summary else ""
@@ -433,7 +432,7 @@ class KVSession:
         if self.is_worker:
             return
         terminalreporter.write_sep("=", "dualcache KV report")
-        for line in self.report.render():
+        for line in [*self.report.render(), *render_bill(bill_section(self.report.tests))]:
             incomplete = line.startswith("SESSION INCOMPLETE")
             terminalreporter.write_line(line, red=incomplete, bold=incomplete)
         if self.gate_result is not None:
@@ -442,6 +441,8 @@ class KVSession:
                 terminalreporter.write_line(line, red=red, bold=red)
         elif self.settings.baseline is not None:
             terminalreporter.write_line(NOT_COMPARED)
+        for line in self.cost_verdict.render() if self.cost_verdict else []:
+            terminalreporter.write_line(line, red=self.cost_verdict.failed)
         for line in render_slo(ordered(self.report.slo or [])):
             terminalreporter.write_line(line, red=line.startswith("  MISSED"))
         for miss in self.slo_misses:

@@ -24,6 +24,7 @@ from .vocabulary import DEFAULTS, DO_ENGINE_CHOICES, KV_PLAN_CHOICES, SETTINGS, 
 
 if TYPE_CHECKING:
     from .baseline import Growth
+    from .bill import CostLimit
     from .budget import KVBudget
     from .factories import Waiver
     from .limits import KVPlan
@@ -45,6 +46,7 @@ GATE_OPTIONS = (
     "save_baseline",
     "baseline",
     "max_growth",
+    "max_cost_growth",
 )
 
 
@@ -126,6 +128,8 @@ class DualCacheSettings:
     #: The loaded baseline of ``--dualcache-baseline``.
     baseline: dict[str, Any] | None = None
     max_growth: Growth | None = None
+    #: ``--dualcache-max-cost-growth``: the cost gate's limit; None: no cost gate.
+    max_cost_growth: CostLimit | None = None
     #: The wrangler config read (``dualcache_wrangler_config``), or None without one.
     wrangler: WranglerConfig | None = None
     #: Whether the ``workers``/``pyodide``/``js`` import hook is installed for the session.
@@ -257,6 +261,7 @@ def _resolve_session_settings(
             baseline = load_baseline(Path(found[0]))
         except BaselineError as exc:
             raise pytest.UsageError(f"{found[1]}: {exc}") from None
+    max_cost_growth = _cost_limit(config, baseline_given=baseline is not None)
     outputs: dict[str, Path | None] = {}
     for name in ("report_path", "html_path", "md_path", "save_baseline"):
         found = given(config, name)
@@ -278,8 +283,26 @@ def _resolve_session_settings(
         slo=slo,
         baseline=baseline,
         max_growth=max_growth,
+        max_cost_growth=max_cost_growth,
         **outputs,
     )
+
+
+def _cost_limit(config: pytest.Config, *, baseline_given: bool) -> CostLimit | None:
+    """``--dualcache-max-cost-growth`` as a ``CostLimit`` (None when not given); it compares
+    with the baseline's bill, so it needs ``--dualcache-baseline``."""
+    from .bill import CostLimit
+
+    found = given(config, "max_cost_growth")
+    if found is None:
+        return None
+    if not baseline_given:
+        option = SETTINGS["baseline"].option
+        raise pytest.UsageError(f"{found[1]}: needs {option} (the bill to compare with)")
+    try:
+        return CostLimit.parse(str(found[0]), found[1])
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _shard(config: pytest.Config) -> tuple[int, int] | None:

@@ -24,7 +24,7 @@ SHARD_KEY = "shard"
 #: Top-level keys a shard may carry beyond ``SessionReport.to_json``'s.
 SHARD_ONLY_KEYS = (SHARD_KEY, "split_deselected", "plugin_version")
 #: Recomputed from the tests by ``SessionReport``, never read from a shard.
-DERIVED_KEYS = ("complete", "totals", "groups")
+DERIVED_KEYS = ("complete", "totals", "groups", "bill")
 
 
 class ShardError(ValueError):
@@ -57,7 +57,7 @@ def merge_shards(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             f"{first_name}: report version {first['version']}; this pytest-dualcache merges "
             f"version {REPORT_VERSION}: run the shards with it"
         )
-    known = {*SessionReport().to_json(), *SHARD_ONLY_KEYS}
+    known = {*SessionReport().to_json(), *DERIVED_KEYS, *SHARD_ONLY_KEYS}
     for name, report in ordered:
         extra = sorted(set(report) - known)
         if extra:

@@ -22,11 +22,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .budget import KVBudget, operation_lines, spans
 from .ledger import OperationRecord
 from .report import call_site_text
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .recorder import Scope
 
 #: The errors ``kv_errors`` counts: the KV namespace's answers (not injected faults).
 KV_ERROR_TYPES = ("KVRateLimitError", "KVQuotaError")
@@ -167,6 +172,40 @@ def marker_objectives(args: tuple[Any, ...], kwargs: Mapping[str, object]) -> Ob
     if args:
         raise SLOError(f"{MARKER} takes keyword limits only, e.g. dualcache_slo(kv_errors=0)")
     return Objectives.of(MARKER, **kwargs)
+
+
+def judge_test(
+    marker: pytest.Mark | None,
+    for_session: bool,
+    records: list[OperationRecord],
+    scope: Scope,
+    data: dict[str, Any],
+    item: pytest.Item,
+    rootdir: Path,
+) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
+    """A test's SLO data for its report (its verdicts, and its evidence when the session's
+    gate needs it), and each miss of its marker's gates as (headline, details, details
+    without the headline)."""
+    try:
+        objectives = None if marker is None else marker_objectives(marker.args, marker.kwargs)
+    except SLOError as exc:  # a marker added while the test ran: collection checked the rest
+        return None, [(str(exc), "", "")]
+    if objectives is None and not for_session:
+        return None, []
+    cache = scope.records(kind="do", where=lambda ledger: ledger.do_cache)
+    found = evidence(records, cache, data["do"]["sets"], rootdir)
+    verdicts = [] if objectives is None else judge(objectives, found, item.nodeid, "this test")
+    misses = [
+        (
+            verdict.headline,
+            describe_test_miss(verdict, records, cache),
+            describe_test_miss(verdict, records, cache, headline=False),
+        )
+        for verdict in verdicts
+        if not verdict.passed
+    ]
+    results = [verdict.to_json() for verdict in verdicts]
+    return {"results": results, "evidence": found if for_session else None}, misses
 
 
 # --- measuring ---------------------------------------------------------------------------------

@@ -144,6 +144,13 @@ SETTINGS: dict[str, Setting] = {
         option="--dualcache-max-growth",
         metavar="N|P%",
     ),
+    "max_cost_growth": Setting(
+        "fail the session when the projected month of the declared workloads got dearer than "
+        "the baseline's by more than this: dollars (4.10) or a percentage (10%); needs "
+        "--dualcache-baseline",
+        option="--dualcache-max-cost-growth",
+        metavar="AMOUNT|P%",
+    ),
     "kv_budget": Setting(
         "default KV budget of every test under --dualcache, e.g. writes=50/day",
         default="",

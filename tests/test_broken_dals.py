@@ -17,6 +17,10 @@ import hypothesis.internal.observability  # noqa: F401
 import pytest
 from hypothesis import Phase, settings
 
+#: The suite runs cached in ``runs`` are made once per worker; with ``--dist loadgroup``
+#: (the README's command) xdist keeps this module on one worker, so they are made once.
+pytestmark = pytest.mark.xdist_group("broken-dals")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "reference=pytest_dualcache.abstraction:CacheAbstraction"
 NO_SHRINK = "dualcache-broken-dals"

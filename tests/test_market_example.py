@@ -115,6 +115,35 @@ def test_legacy_day_fails_the_budget_and_names_its_bypasses(example: pytest.Pyte
     )
 
 
+def test_the_bill_shows_the_migrations_saving(example: pytest.Pytester) -> None:
+    """At the declared scale (workload.INSTANCES) the legacy DAL's KV writes pass the Workers
+    Paid allowance and the migrated DALs' stay far under it."""
+    import json
+
+    result = example.runpytest_subprocess(
+        "--dualcache",
+        "tests/test_trading_week.py",
+        "before_migration.py",
+        "-k",
+        "a_trading_week or legacy_trading_day",
+        "-p",
+        "no:cacheprovider",
+        "--dualcache-report=kv.json",
+    )
+    outcomes = result.parseoutcomes()
+    assert (outcomes["passed"], outcomes["failed"]) == (2, 1), result.stdout.str()[-3000:]
+    bill = json.loads((example.path / "kv.json").read_text())["bill"]
+    workloads = bill["workloads"]
+    assert set(workloads) == {"legacy", "migrated", "worker"}
+    included = bill["total"]["included"]["kv_writes"]
+    assert workloads["legacy"]["monthly"]["kv_writes"] > included
+    for version in ("migrated", "worker"):
+        assert workloads[version]["monthly"]["kv_writes"] < included / 10
+        assert workloads[version]["gross_cents"] * 2 < workloads["legacy"]["gross_cents"]
+    assert "kv_writes" in workloads["legacy"]["free_plan_crossed"]
+    result.stdout.fnmatch_lines(["projected month (30 days at *", "  total: $* gross; *"])
+
+
 # --- the CI workflow ---------------------------------------------------------------------------
 
 

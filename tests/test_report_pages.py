@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import textwrap
 
+import hypothesis.internal.observability  # noqa: F401
 import pytest
+import pytest_dualcache.contracts.test_registered
 
+import pytest_dualcache.session  # noqa: F401
 from pytest_dualcache.report_html import render_html
 from pytest_dualcache.report_md import md_text, render_markdown
 

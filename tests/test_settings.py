@@ -165,6 +165,7 @@ def test_the_public_option_and_ini_names_are_kept():
         "--dualcache-save-baseline",
         "--dualcache-baseline",
         "--dualcache-max-growth",
+        "--dualcache-max-cost-growth",
     }
     assert inis == {
         "dualcache_factory",

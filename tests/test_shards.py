@@ -133,7 +133,7 @@ def test_an_incomplete_shard_makes_an_incomplete_merge() -> None:
             lambda s: s["shard-2.json"]["waivers"][0].update(reason="other"),
             r"shard-2\.json declares other waivers",
         ),
-        (lambda s: s["shard-2.json"].update(bill={}), r"cannot merge the section 'bill'"),
+        (lambda s: s["shard-2.json"].update(gate={}), r"cannot merge the section 'gate'"),
         (
             lambda s: s["shard-2.json"].update(deselected=9),
             r"deselected different numbers of tests .*split_deselected",
@@ -146,6 +146,42 @@ def test_what_cannot_be_merged_is_refused(change: Any, message: str) -> None:
     change(shards)
     with pytest.raises(ShardError, match=message):
         merge_shards(shards)
+
+
+def _workload(name: str, scale: int, writes: int) -> dict[str, Any]:
+    """A test's ``workload`` entry as the plugin writes it (one simulated day)."""
+    return {"name": name, "scale": scale, "days": 1, "daily": {"kv_writes": writes}}
+
+
+def test_the_bill_is_derived_from_the_tests_of_every_shard() -> None:
+    nodeids = sorted(TESTS)
+    tests = copy.deepcopy(TESTS)
+    tests["tests/test_a.py::test_one"]["workload"] = _workload("api", 1000, 3)
+    tests["tests/test_b.py::test_three"]["workload"] = _workload("batch", 100_000, 7)
+
+    def session(chosen: list[str]) -> SessionReport:
+        report = _session([])
+        for nodeid in chosen:
+            report.add(nodeid, copy.deepcopy(tests[nodeid]))
+        return report
+
+    unsplit = session(nodeids).to_json()
+    shards = {
+        f"shard-{index}.json": {**session(chosen).to_json(), "shard": f"{index}/2"}
+        for index, chosen in enumerate(
+            ([n for n in nodeids if "test_a" in n], [n for n in nodeids if "test_a" not in n]),
+            start=1,
+        )
+    }
+    assert "bill" in shards["shard-1.json"] and "bill" in shards["shard-2.json"]
+    shards["shard-2.json"]["bill"] = {"stale": True}  # never read: recomputed from the tests
+    merged = merge_shards(shards)
+    assert _text(merged) == _text(unsplit)
+    # api: 3 writes x 30 x 1,000 = 90,000 x $5.00/M = $0.45; batch: 7 x 30 x 100,000 =
+    # 21,000,000 x $5.00/M = $105.00; net: (21,090,000 - 1,000,000) x $5.00/M = $100.45.
+    assert merged["bill"]["workloads"]["api"]["gross_cents"] == 45
+    assert merged["bill"]["workloads"]["batch"]["gross_cents"] == 10_500
+    assert merged["bill"]["total"]["usage_cents"] == 10_045
 
 
 def test_a_test_in_two_shards_is_refused() -> None:

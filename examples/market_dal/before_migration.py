@@ -9,12 +9,13 @@ direct write). Its name keeps it out of the default run; the plugin's own tests 
 from __future__ import annotations
 
 import pytest
-from workload import replay
+from workload import INSTANCES, replay
 
 from pytest_dualcache import DualCacheEnv
 
 
 @pytest.mark.kv_budget(writes=50, per="day")
+@pytest.mark.dualcache_workload(scale=INSTANCES, name="legacy")
 def test_legacy_trading_day_under_50_kv_writes(dualcache_env: DualCacheEnv) -> None:
     day = replay("legacy", dualcache_env, days=1).days[0]
     print(f"legacy trading day {day.date}: {day.kv_writes} KV writes, {day.do_sets} DO sets")

@@ -42,6 +42,10 @@ HEALTH_CHECK_HOURS_UTC = range(2, 24, 4)  # the monitor's KV self-test, every 4 
 SECONDS_PER_DAY = 86_400
 #: Price points a ``market_prices`` record keeps.
 PRICE_HISTORY = 12
+#: The scale of the trading-day workloads (``dualcache_workload``): one replay is what one
+#: user-facing instance of the seed's service does (600 to 800 KV writes a day before the
+#: migration), and production runs this many of them.
+INSTANCES = 100
 
 Action = Callable[[], Awaitable[None]]
 

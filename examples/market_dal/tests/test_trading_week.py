@@ -11,15 +11,20 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from workload import RollbackDrill, replay
+from workload import INSTANCES, RollbackDrill, replay
 
 from pytest_dualcache import DualCacheEnv
 
 MIGRATED_VERSIONS = ["migrated", "worker"]
+#: Each week is a workload of INSTANCES instances: the KV report projects its month's bill.
+WEEKS = [
+    pytest.param(version, marks=pytest.mark.dualcache_workload(scale=INSTANCES, name=version))
+    for version in MIGRATED_VERSIONS
+]
 
 
 @pytest.mark.kv_budget(writes=50, per="day")
-@pytest.mark.parametrize("version", MIGRATED_VERSIONS)
+@pytest.mark.parametrize("version", WEEKS)
 def test_a_trading_week_stays_under_50_kv_writes_a_day(
     version: str, dualcache_env: DualCacheEnv
 ) -> None:
