@@ -39,9 +39,7 @@ _put_pyenv_builds_on_path()
 
 def _run_tests_and_main_job(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "--version")
-    session.run(
-        "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"
-    )
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2")
     for project in MAIN_JOB_PROJECTS:
         session.run(
             "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--dualcache", project

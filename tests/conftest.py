@@ -16,12 +16,19 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+ROOT = Path(__file__).resolve().parent.parent
 # pytest sessions our tests start in a subprocess share this session's hypothesis storage, as
 # in-process ones do: its caches (the constants of every local module, unicode tables) are
 # made once, not by the first property test of each subprocess (about 1.5 s each).
-os.environ.setdefault(
-    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(__file__).resolve().parent.parent / ".hypothesis")
-)
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(ROOT / ".hypothesis"))
+# Each of those subprocesses (pytester runs, the xdist workers they start, and this session's
+# own workers) imports hypothesis's pytest plugin, whose modules pytest rewrites on import:
+# about 0.9 s a process unless the rewritten bytecode is cached. A machine that sets
+# PYTHONDONTWRITEBYTECODE (CI's does) forbids that cache, so our subprocesses keep their
+# bytecode in .pytest_cache/pycache instead: nothing is written beside the sources or into
+# site-packages, and the test command takes about half as long there.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    os.environ.setdefault("PYTHONPYCACHEPREFIX", str(ROOT / ".pytest_cache" / "pycache"))
 
 #: The model-based (stateful) tests take ``max_examples`` from the loaded profile.
 settings.register_profile("dualcache-quick", max_examples=15)
@@ -75,7 +82,7 @@ def broken_dal(pytester: pytest.Pytester) -> str:
 
 
 #: The examples' folder; each example is a project a test copies and runs with pytester.
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture

@@ -17,10 +17,6 @@ import hypothesis.internal.observability  # noqa: F401
 import pytest
 from hypothesis import Phase, settings
 
-#: The suite runs cached in ``runs`` are made once per worker; with ``--dist loadgroup``
-#: (the README's command) xdist keeps this module on one worker, so they are made once.
-pytestmark = pytest.mark.xdist_group("broken-dals")
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "reference=pytest_dualcache.abstraction:CacheAbstraction"
 NO_SHRINK = "dualcache-broken-dals"
@@ -114,43 +110,24 @@ def run_suite(
     return SuiteRun(collected, failed)
 
 
-@pytest.fixture(scope="module")
-def runs() -> dict[str, SuiteRun]:
-    """Holds the one suite run of this module (filled by ``suite_run``)."""
-    return {}
-
-
-@pytest.fixture
-def suite_run(
-    runs: dict[str, SuiteRun],
-    pytester: pytest.Pytester,
-    monkeypatch: pytest.MonkeyPatch,
-    quick_suite_examples: str,
-) -> SuiteRun:
-    """The contract run, made once per module by whichever test asks first.
-
-    pytester is function-scoped, so a module-scoped fixture cannot use it; the run still
-    wants pytester's isolation (its own rootdir, sys.modules and sys.path restored after), so
-    the first test makes it and the module-scoped ``runs`` keeps it for the others.
-    """
-    if "all" not in runs:
-        runs["all"] = run_suite(pytester, monkeypatch, quick_suite_examples)
-    return runs["all"]
-
-
-@pytest.mark.parametrize(("name", "clause_id"), EXPECTED.items(), ids=list(EXPECTED))
-def test_broken_dal_fails_its_clause(suite_run: SuiteRun, name: str, clause_id: str) -> None:
-    collected = of_factory(suite_run.collected, name, clause_id)
-    assert collected, f"no contract test of {clause_id} ran against {name}"
-    failed = of_factory(suite_run.failed, name, clause_id)
-    assert failed, f"{name} breaks {clause_id}, but all {len(collected)} of its tests passed"
-
-
-def test_reference_fails_nothing(suite_run: SuiteRun) -> None:
+def test_every_broken_dal_fails_its_clause_and_the_reference_fails_nothing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, quick_suite_examples: str
+) -> None:
+    # One test, not one per DAL: the run is the cost (a whole suite run), and xdist would
+    # make it once per worker that got one of them.
     from pytest_dualcache.contracts import CLAUSES
 
-    ran = of_factory(suite_run.collected, "reference")
+    run = run_suite(pytester, monkeypatch, quick_suite_examples)
+    not_run, not_caught = [], []
+    for name, clause_id in EXPECTED.items():
+        collected = of_factory(run.collected, name, clause_id)
+        if not collected:
+            not_run.append(f"{name}: no contract test of {clause_id} ran")
+        elif not of_factory(run.failed, name, clause_id):
+            not_caught.append(f"{name} breaks {clause_id}, but all {len(collected)} passed")
+    assert not_run == [] and not_caught == [], "\n".join(not_run + not_caught)
+    ran = of_factory(run.collected, "reference")
     assert {c for c in CLAUSES if of_factory(tuple(ran), "reference", c)} == set(CLAUSES), (
         "the reference runs every clause"
     )
-    assert of_factory(suite_run.failed, "reference") == []
+    assert of_factory(run.failed, "reference") == []

@@ -23,10 +23,6 @@ from pytest_dualcache.abstraction import CacheAbstraction
 from pytest_dualcache.clock import DEFAULT_START, ClockFreeze
 from pytest_dualcache.env import DualCacheEnv
 
-#: The suite runs cached in ``runs`` are made once per worker; with ``--dist loadgroup``
-#: (the README's command) xdist keeps this module on one worker, so they are made once.
-pytestmark = pytest.mark.xdist_group("contract-time")
-
 #: The reference with its clock swapped for the wall clock, as a hand-written DAL has it.
 DAL_TIME = """
     import datetime
