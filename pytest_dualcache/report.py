@@ -286,12 +286,13 @@ class SessionReport:
         }
 
     def _bill_section(self) -> dict[str, Any]:
-        """``{"bill": ...}``, the projected month of the tests' declared workloads (derived
-        from the tests, so a merged report computes the same); nothing when none declared."""
-        from .workload import bill_section
+        """``{"bill": ..., "timeline": ...}``: the projected month of the tests' declared
+        workloads and their figures per simulated hour (derived from the tests, so a merged
+        report computes the same); nothing when none declared."""
+        from .workload import bill_section, timeline_section
 
-        bill = bill_section(self.tests)
-        return {} if bill is None else {"bill": bill}
+        bill, timeline = bill_section(self.tests), timeline_section(self.tests)
+        return {} if bill is None else {"bill": bill, "timeline": timeline}
 
     def _slo_section(self) -> dict[str, Any]:
         """``{"slo": [...]}`` in ``slo.ordered``'s order; nothing when no gate was set."""

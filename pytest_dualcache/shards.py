@@ -24,7 +24,7 @@ SHARD_KEY = "shard"
 #: Top-level keys a shard may carry beyond ``SessionReport.to_json``'s.
 SHARD_ONLY_KEYS = (SHARD_KEY, "split_deselected", "plugin_version")
 #: Recomputed from the tests by ``SessionReport``, never read from a shard.
-DERIVED_KEYS = ("complete", "totals", "groups", "bill")
+DERIVED_KEYS = ("complete", "totals", "groups", "bill", "timeline")
 
 
 class ShardError(ValueError):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .bill import CostGrowth, CostLimit, DailyUsage, Workload, cost_growth, dollars, project
 from .budget import spans
 from .ledger import OperationRecord
+from .limits import SECONDS_PER_DAY
 from .pricing import DAYS_PER_MONTH
 from .report import summarize
 
@@ -51,6 +52,14 @@ _DO_READ_COLUMNS = ("gets", "lists")
 _DO_CACHE_COLUMNS = ("gets", "sets", "deletes", "lists")
 #: Calls into a user's Durable Objects that Cloudflare bills as requests (``do_calls``).
 _DO_REQUEST_CALLS = ("rpc", "fetch", "alarms")
+SECONDS_PER_HOUR = SECONDS_PER_DAY // 24
+#: A timeline hour's figures: (key, the ``report.summarize`` group and column it counts).
+HOUR_COLUMNS = (
+    ("kv_writes", "kv", "writes"),
+    ("do_sets", "do", "sets"),
+    ("do_gets", "do", "gets"),
+    ("do_hits", "do", "hits"),
+)
 
 
 class WorkloadError(ValueError):
@@ -160,12 +169,49 @@ def measured(
     cache = scope.records(kind="do", where=lambda ledger: ledger.do_cache)
     usage = daily_usage(data, records, cache, rootdir)
     scale = int(declared.scale) if declared.scale.is_integer() else declared.scale
+    start_hour, hours = hourly(records, rootdir)
     return {
         "name": declared.name or nodeid,
         "scale": scale,
         "days": simulated_days(records),
         "daily": asdict(usage),
+        "start_hour": start_hour,
+        "hours": hours,
     }
+
+
+def hourly(records: list[OperationRecord], rootdir: Path) -> tuple[int, list[dict[str, int]]]:
+    """The test's figures per simulated hour (``HOUR_COLUMNS``, counted as the report counts
+    them), from the hour of its first operation (hours since the epoch) to its last's."""
+    by_hour: dict[int, list[OperationRecord]] = {}
+    for record in records:
+        by_hour.setdefault(int(record.at // SECONDS_PER_HOUR), []).append(record)
+    if not by_hour:
+        return 0, []
+    hours = []
+    for hour in range(min(by_hour), max(by_hour) + 1):
+        data = summarize(by_hour.get(hour, []), rootdir)
+        hours.append({key: data[group][column] for key, group, column in HOUR_COLUMNS})
+    return min(by_hour), hours
+
+
+def timeline_section(tests: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The report's ``timeline``: per workload, its tests' hours added up hour by hour over
+    simulated time (no budget line: ``budget_per_day`` is None), or None without workloads."""
+    grouped: dict[str, dict[int, Counter[str]]] = {}
+    for _, data in sorted(tests.items()):
+        entry = data.get("workload")
+        if entry is None:
+            continue
+        per_hour = grouped.setdefault(entry["name"], {})
+        for offset, counts in enumerate(entry.get("hours", [])):
+            per_hour.setdefault(entry["start_hour"] + offset, Counter()).update(counts)
+    timeline = {}
+    for name, per_hour in sorted(grouped.items()):
+        span = range(min(per_hour), max(per_hour) + 1) if per_hour else range(0)
+        hours = [{key: per_hour.get(h, Counter())[key] for key, _, _ in HOUR_COLUMNS} for h in span]
+        timeline[name] = {"budget_per_day": None, "hours": hours}
+    return timeline or None
 
 
 # --- the session's bill -----------------------------------------------------------------------

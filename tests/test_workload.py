@@ -16,6 +16,8 @@ import pytest_dualcache.contracts.test_registered  # noqa: F401
 
 from pytest_dualcache.bill import CostLimit
 from pytest_dualcache.cli import BAD_INPUT, GATE_FAILED, OK, main
+from pytest_dualcache.clock import DEFAULT_START
+from pytest_dualcache.report_html import render_html
 from pytest_dualcache.report_md import md_text
 from pytest_dualcache.workload import (
     NO_BASELINE_BILL,
@@ -30,6 +32,8 @@ from pytest_dualcache.workload import (
 )
 
 SKIP_SUITE = ("-k", "not TestDualCacheContract")
+#: The hour (since the epoch) the virtual clock starts in: every test's first hour here.
+MONDAY_HOUR = int(DEFAULT_START // 3600)
 ALLOW_TEST_WRITES = "[pytest]\ndualcache_kv_allow = test_*.py::*\n"
 
 #: Two workloads. "shop" spans two simulated days:
@@ -189,6 +193,12 @@ def test_each_workload_test_carries_its_usage_a_simulated_day(pytester):
     result.assert_outcomes(passed=3)
     tests = json.loads((pytester.path / "r.json").read_text())["tests"]
     shop = tests["test_usage.py::test_shop"]["workload"]
+    start_hour, hours = shop.pop("start_hour"), shop.pop("hours")
+    assert start_hour == MONDAY_HOUR  # the virtual clock's start, in hours since the epoch
+    assert len(hours) == 25  # day 1's hour 0 to day 2's hour 0
+    assert hours[0] == {"kv_writes": 10, "do_sets": 1, "do_gets": 2, "do_hits": 1}
+    assert hours[24] == {"kv_writes": 10, "do_sets": 0, "do_gets": 0, "do_hits": 0}
+    assert all(hour == dict.fromkeys(hours[0], 0) for hour in hours[1:24])
     assert shop == {
         "name": "shop",
         "scale": 1000,
@@ -210,6 +220,22 @@ def test_each_workload_test_carries_its_usage_a_simulated_day(pytester):
     assert tests["test_usage.py::test_batch"]["workload"]["daily"]["kv_writes"] == 1
     assert tests["test_usage.py::test_batch"]["workload"]["days"] == 1
     assert "workload" not in tests["test_usage.py::test_not_a_workload"]
+
+
+def test_the_timeline_adds_each_workloads_hours_and_the_page_draws_it(pytester):
+    _bill_run(pytester, "--dualcache-report=r.json").assert_outcomes(passed=3)
+    report = json.loads((pytester.path / "r.json").read_text())
+    timeline = report["timeline"]
+    assert list(timeline) == ["batch", "shop"]  # test_not_a_workload declares none
+    assert timeline["batch"] == {
+        "budget_per_day": None,
+        "hours": [{"kv_writes": 1, "do_sets": 0, "do_gets": 0, "do_hits": 0}],
+    }
+    shop = timeline["shop"]["hours"]
+    assert [hour["kv_writes"] for hour in shop] == [10, *[0] * 23, 10]
+    page = render_html(report)
+    for chart in ("kv-writes-hour:shop", "kv-writes-day:shop", "do-hit-rate:shop"):
+        assert f'data-chart="{chart}"' in page
 
 
 def test_the_json_bill_is_the_hand_computed_one(pytester):
