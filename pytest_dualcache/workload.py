@@ -98,7 +98,7 @@ def scale_conflicts(declared: Mapping[str, Declared]) -> str | None:
     """Why tests (node id -> workload) that share a workload name cannot add up, or None:
     their usages add up into one workload, so they must declare the same scale."""
     first: dict[str, tuple[str, float]] = {}
-    for nodeid, workload in declared.items():
+    for nodeid, workload in sorted(declared.items()):  # the same message in any test order
         name = workload.name or nodeid
         seen = first.setdefault(name, (nodeid, workload.scale))
         if seen[1] != workload.scale:
