@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from .jsondata import json_problem
+from .jsondata import COMPACT, NotJSONData, strict_json_text
 from .kv import utf8_length
 from .limits import DO_MAX_VALUE_BYTES, KV_MAX_KEY_BYTES
 from .limits import KV_MAX_EXPIRATION_TTL_S as MAX_TTL_S  # the largest ttl, on both routes
@@ -66,18 +66,15 @@ def checked_ttl(ttl: object, name: str = "ttl") -> int:  # pragma: no mutate (te
 
 def compact_json(value: object) -> str:
     """``value`` as compact JSON text, non-ASCII kept as is (what KV stores)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=COMPACT)
 
 
 def json_text(value: object) -> str:
     """``value`` as the compact JSON text the cache stores, or CacheInputError saying why not."""
-    problem = json_problem(value)
-    if problem:
-        raise CacheInputError(f"not storable as strict JSON: {problem}")
     try:
-        text = compact_json(value)
-    except ValueError as exc:  # e.g. an int beyond sys.get_int_max_str_digits()
-        raise CacheInputError(f"not storable as JSON: {exc}") from None
+        text = strict_json_text(value)
+    except NotJSONData as exc:
+        raise CacheInputError(f"not storable as strict JSON: {exc}") from None
     size = utf8_length(text)
     if size > MAX_VALUE_BYTES:
         raise CacheInputError(

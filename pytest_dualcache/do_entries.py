@@ -13,7 +13,7 @@ import math
 import sys
 from typing import Any, Final
 
-from pytest_dualcache.jsondata import json_problem
+from pytest_dualcache.jsondata import NotJSONData, json_problem, strict_json_text
 from pytest_dualcache.limits import DO_MAX_KEY_BYTES, DO_MAX_VALUE_BYTES, DO_MESSAGES
 
 __all__ = [
@@ -37,7 +37,6 @@ Entry = tuple[Any, bool, float, int]
 
 #: The longest ttl a DO takes: any finite number of seconds.
 MAX_TTL: Final = sys.float_info.max
-_JSON_SEPARATORS: Final = (",", ":")
 
 
 class DurableObjectError(Exception):
@@ -118,16 +117,9 @@ def encode_value(value: object, expires_at: float) -> Entry:
 def _container_text(value: object) -> str:
     """Compact JSON text for ``value``, refusing anything that would not come back equal."""
     try:
-        text = json.dumps(value, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise DurableObjectLimitError(json_problem(value) or f"value is not JSON: {exc}") from None
-    # Tuples and non-str dict keys serialize but come back changed; the round trip is also
-    # the cheapest complete check.
-    if json.loads(text) != value:
-        raise DurableObjectLimitError(
-            json_problem(value) or "value does not come back equal from JSON"
-        )
-    return text
+        return strict_json_text(value)
+    except NotJSONData as exc:
+        raise DurableObjectLimitError(str(exc)) from None
 
 
 def _size(text: str) -> int:

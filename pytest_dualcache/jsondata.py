@@ -7,7 +7,31 @@ because they would not come back as they went in.
 
 from __future__ import annotations
 
+import json
 import math
+
+#: Compact separators: the JSON text both tiers store and measure.
+COMPACT = (",", ":")
+
+
+class NotJSONData(ValueError):
+    """A value that is not storable JSON data; the message says why and where."""
+
+
+def strict_json_text(value: object) -> str:
+    """``value`` as compact JSON text (non-ASCII kept as is), or NotJSONData saying why not.
+
+    Serialising and reading back is the complete check (tuples and non-str keys serialise
+    but come back changed), done in C; the slower walk that names the problem runs only when
+    it fails.
+    """
+    try:
+        text = json.dumps(value, separators=COMPACT, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:  # ValueError: NaN, cycles, huge ints
+        raise NotJSONData(json_problem(value) or str(exc)) from None
+    if json.loads(text) != value:
+        raise NotJSONData(json_problem(value) or "value does not come back equal from JSON")
+    return text
 
 
 def json_problem(value: object, path: str = "value", ancestors: tuple[int, ...] = ()) -> str | None:
