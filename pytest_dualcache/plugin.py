@@ -324,9 +324,9 @@ def dualcache_worker(
 def cloudflare_api(
     request: pytest.FixtureRequest, dualcache_env: DualCacheEnv
 ) -> Iterator[CloudflareAPI]:
-    """Cloudflare's KV REST API over the env's namespaces; httpx and requests are routed to it.
+    """Cloudflare's KV REST API over the env's namespaces; httpx, requests and aiohttp reach it.
 
-    Other hosts are refused (loopback and your respx/responses mocks excepted); ``url``
+    Other hosts are refused (loopback and your respx/responses/aioresponses mocks excepted); ``url``
     serves the same API on a loopback socket for other processes. Needs the ``[rest]`` extra.
     """
     from .rest.fixture import cloudflare_api_fixture

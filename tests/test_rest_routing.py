@@ -1,11 +1,14 @@
-"""How requests reach the emulated API and how they are judged: routing of httpx and
-requests, other hosts refused, users' respx and responses mocks, the loopback server,
-authentication, the API's rate limit, namespace ids, and callers in the ledger (bypass
-detection, budgets and the ``--dualcache`` report treat a REST write as a binding write).
+"""How requests reach the emulated API and how they are judged: routing of httpx, requests
+and aiohttp (the SDK's ``DefaultAioHttpClient()`` and a raw ``ClientSession``), other hosts
+refused, users' respx and responses mocks, the loopback server, authentication, the API's
+rate limit, namespace ids, and callers in the ledger (bypass detection, budgets and the
+``--dualcache`` report treat a REST write as a binding write).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import math
 import textwrap
 from collections.abc import Iterator
@@ -101,6 +104,164 @@ def test_users_responses_mocks_answer_other_hosts_beside_the_api(cloudflare_api)
         assert requests.get("https://prices.example/quote").json() == {"AAPL": 1.0}
         response = requests.get(namespace_url(cloudflare_api) + "/keys", headers=bearer("x"))
         assert response.status_code == 403
+
+
+# --- aiohttp: the SDK's DefaultAioHttpClient() and aiohttp.ClientSession -------------------------
+
+AIOHTTP_EXTRA = "the SDK's aiohttp extra: pip install 'cloudflare[aiohttp]'"
+
+
+@pytest.fixture
+def aiohttp():
+    """aiohttp, with httpx_aiohttp (the transport of the SDK's ``DefaultAioHttpClient``)."""
+    pytest.importorskip("httpx_aiohttp", reason=AIOHTTP_EXTRA)
+    return pytest.importorskip("aiohttp", reason=AIOHTTP_EXTRA)
+
+
+def aiohttp_sdk(api: CloudflareAPI):
+    """``AsyncCloudflare`` on aiohttp, as a service builds it: a token, the default base URL."""
+    cloudflare = pytest.importorskip("cloudflare", reason=REST_EXTRA)
+    return cloudflare.AsyncCloudflare(
+        api_token=api.token, max_retries=0, http_client=cloudflare.DefaultAioHttpClient()
+    )
+
+
+def test_the_sdk_on_aiohttp_writes_and_reads_as_the_binding_does(aiohttp, cloudflare_api):
+    where = {"account_id": cloudflare_api.account_id, "namespace_id": cloudflare_api.namespace_id()}
+    kv = cloudflare_api.kv_namespace
+
+    async def backend_job() -> bytes:
+        async with aiohttp_sdk(cloudflare_api) as client:
+            await client.kv.namespaces.values.update(
+                "aio:1", **where, value=b"a", metadata={"x": 1}, expiration_ttl=120
+            )
+            pairs = [{"key": f"aio:{i}", "value": "b"} for i in (2, 3)]
+            await client.kv.namespaces.bulk_update(
+                where["namespace_id"], account_id=where["account_id"], body=pairs
+            )
+            read = await client.kv.namespaces.values.get("aio:1", **where)
+            return await read.read()
+
+    assert asyncio.run(backend_job()) == b"a"
+    kv.clock.advance(1)
+    kv.put("bind:1", "a", metadata={"x": 1}, expiration_ttl=120)
+    for key in ("bind:2", "bind:3"):
+        kv.put(key, "b")
+    assert kv.get_with_metadata("aio:1") == kv.get_with_metadata("bind:1")
+    assert kv.expiration_of("aio:1") == kv.expiration_of("bind:1") - 1
+    puts = [r for r in kv.ledger.records if r.op == "put"]
+    rest, binding = puts[:3], puts[3:]
+    assert [(r.key[4:], r.bytes, r.ok) for r in rest] == [
+        (r.key[5:], r.bytes, r.ok) for r in binding
+    ]
+    assert {r.call_site.filename for r in puts} == {__file__}
+    assert {r.call_site.function for r in rest} == {"backend_job"}
+    assert [(m, s) for m, _, s in cloudflare_api.requests] == [("PUT", 200)] * 2 + [("GET", 200)]
+
+
+def test_aiohttp_clients_built_before_the_fixture_are_routed(aiohttp, dualcache_env):
+    async def backend_job() -> None:
+        api = CloudflareAPI(dualcache_env)
+        async with (
+            aiohttp_sdk(api) as sdk,
+            aiohttp.ClientSession(headers=bearer(api.token)) as session,
+        ):
+            with api:
+                where = {"account_id": api.account_id, "namespace_id": api.namespace_id()}
+                await sdk.kv.namespaces.values.update("sdk", **where, value=b"1")
+                async with session.put(namespace_url(api) + "/values/raw", data=b"2") as put:
+                    assert (await put.json())["success"] is True
+
+    asyncio.run(backend_job())
+    assert (dualcache_env.kv.get("sdk"), dualcache_env.kv.get("raw")) == ("1", "2")
+    puts = [(r.key, r.call_site.function) for r in dualcache_env.kv.ledger.records if r.op == "put"]
+    assert puts == [("sdk", "backend_job"), ("raw", "backend_job")]
+
+
+def test_a_raw_aiohttp_session_writes_through_aiohttps_own_encoding(aiohttp, cloudflare_api):
+    url = namespace_url(cloudflare_api)
+
+    async def backend_job() -> list[object]:
+        async with aiohttp.ClientSession(headers=bearer(cloudflare_api.token)) as session:
+            form = aiohttp.FormData({"value": "summary"})
+            form.add_field("metadata", '{"rows": 3}', content_type="application/json")
+            async with session.put(f"{url}/values/report%3Adaily", data=form) as written:
+                written.raise_for_status()
+            pairs = [{"key": "p1", "value": "v"}, {"key": "p2", "value": "v"}]
+            async with session.put(f"{url}/bulk", json=pairs) as bulk:
+                bulk_result = (await bulk.json())["result"]["successful_key_count"]
+            async with session.get(f"{url}/values/report%3Adaily") as got:
+                body = await got.text()
+            loopback = namespace_url(cloudflare_api, cloudflare_api.url)
+            async with session.get(f"{loopback}/values/p1") as over_socket:
+                return [bulk_result, body, await over_socket.text()]
+
+    assert asyncio.run(backend_job()) == [2, "summary", "v"]
+    kv = cloudflare_api.kv_namespace
+    assert kv.get_with_metadata("report:daily").metadata == {"rows": 3}
+    puts = [(r.key, r.call_site.function) for r in kv.ledger.records if r.op == "put"]
+    assert puts == [("report:daily", "backend_job"), ("p1", "backend_job"), ("p2", "backend_job")]
+
+
+def test_aiohttp_requests_to_other_hosts_are_refused_unsent(aiohttp, cloudflare_api):
+    cloudflare = pytest.importorskip("cloudflare", reason=REST_EXTRA)
+
+    async def backend_job() -> None:
+        async with cloudflare.DefaultAioHttpClient() as sdk_transport:
+            with pytest.raises(RequestRefused, match=r"refused https://example\.com/x"):
+                await sdk_transport.get("https://example.com/x")
+        async with aiohttp.ClientSession() as session:
+            # the refusal itself, or (recent aiohttp) a ClientOSError it caused
+            with pytest.raises(OSError, match=r"refused http://10\.0\.0\.1/") as caught:
+                await session.get("http://10.0.0.1/")
+            assert RequestRefused in {type(caught.value), type(caught.value.__cause__)}
+            with pytest.raises(OSError, match=r"api\.cloudflare\.com/client/v3"):
+                await session.get(f"https://{REST_API_HOST}/client/v3/user")
+
+    asyncio.run(backend_job())
+    assert cloudflare_api.refused == [
+        "https://example.com/x",
+        "http://10.0.0.1/",
+        "https://api.cloudflare.com/client/v3/user",
+    ]
+    cloudflare_api.refused.clear()
+
+
+def test_users_aioresponses_mocks_answer_other_hosts_beside_the_api(aiohttp, cloudflare_api):
+    aioresponses = pytest.importorskip("aioresponses")
+    cloudflare = pytest.importorskip("cloudflare", reason=REST_EXTRA)
+    released = tuple(int(part) for part in aioresponses.__version__.split(".")[:3])
+    if (
+        released <= (0, 7, 9)
+        and "stream_writer" in inspect.signature(aiohttp.ClientResponse).parameters
+    ):
+        pytest.skip("aioresponses <= 0.7.9 cannot build aiohttp 3.14's ClientResponse")
+    quote = "https://prices.example/quote"
+
+    async def backend_job() -> list[object]:
+        passthrough = [f"https://{REST_API_HOST}"]  # aioresponses refuses the rest itself
+        with aioresponses.aioresponses(passthrough=passthrough) as mocked:
+            mocked.get(quote, payload={"AAPL": 1.0}, repeat=True)
+            async with aiohttp.ClientSession(headers=bearer("x")) as session:
+                async with session.get(quote) as raw_quote:
+                    raw = await raw_quote.json()
+                async with session.get(namespace_url(cloudflare_api) + "/keys") as keys:
+                    status = keys.status  # the emulator answered, not aioresponses
+            async with cloudflare.DefaultAioHttpClient() as sdk_transport:
+                sdk_quote = (await sdk_transport.get(quote)).json()
+        return [raw, status, sdk_quote]
+
+    assert asyncio.run(backend_job()) == [{"AAPL": 1.0}, 403, {"AAPL": 1.0}]
+
+
+def test_the_aiohttp_hooks_come_off_when_the_fixture_ends(aiohttp, dualcache_env):
+    from httpx_aiohttp import AiohttpTransport
+
+    with CloudflareAPI(dualcache_env):
+        assert "routing" in aiohttp.BaseConnector.connect.__module__
+        assert "routing" in AiohttpTransport.handle_async_request.__module__
+    assert aiohttp.BaseConnector.connect.__module__ == "aiohttp.connector"
+    assert AiohttpTransport.handle_async_request.__module__ == "httpx_aiohttp.transport"
 
 
 # --- the loopback server --------------------------------------------------------------------------

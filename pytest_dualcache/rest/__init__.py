@@ -1,7 +1,8 @@
 """Cloudflare's Workers KV REST API, emulated over the env's ``KVNamespace`` objects.
 
 ``CloudflareAPI`` (``fixture``) is what the ``cloudflare_api`` fixture gives a test: the app
-(``app``, WSGI), the routing of ``httpx`` and ``requests`` to it (``routing``), and a
+(``app``, WSGI), the routing of ``httpx``, ``requests`` and
+``aiohttp`` to it (``routing``, ``aiohttp_routing``), and a
 loopback server (``server``). Imported only when the fixture is used.
 """
 

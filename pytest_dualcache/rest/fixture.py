@@ -86,9 +86,9 @@ def wrangler_namespace_ids(path: str | Path, environment: str | None = None) -> 
 class CloudflareAPI:
     """Cloudflare's KV REST API for ``env``'s namespaces, and the routing that reaches it.
 
-    While active (``start()`` ... ``close()``, or ``with``), httpx and requests send requests
-    for ``https://api.cloudflare.com/client/v4`` to it in this process, and refuse every
-    other host except loopback. ``url`` serves the same API on a loopback socket.
+    While active (``start()`` ... ``close()``, or ``with``), httpx, requests and aiohttp send
+    requests for ``https://api.cloudflare.com/client/v4`` to it in this process, and refuse
+    every other host except loopback. ``url`` serves the same API on a loopback socket.
     """
 
     base_url = f"https://{REST_API_HOST}{REST_API_BASE_PATH}"
@@ -154,7 +154,7 @@ class CloudflareAPI:
     # --- lifetime ---------------------------------------------------------------------------
 
     def start(self) -> CloudflareAPI:
-        """Route httpx and requests to the API from now on."""
+        """Route httpx, requests and aiohttp to the API from now on."""
         self._routing.start()
         return self
 

@@ -1,17 +1,22 @@
-"""Sending real HTTP clients to the emulated API: ``httpx`` and ``requests`` at their transports.
+"""Sending real HTTP clients to the emulated API: ``httpx``, ``requests`` and ``aiohttp`` at
+their transports.
 
 While a ``ClientRouting`` is active, every ``httpx.HTTPTransport`` and
 ``httpx.AsyncHTTPTransport`` (the transports of ``httpx.Client`` and ``httpx.AsyncClient``,
 and so of the clients the ``cloudflare`` SDK builds) and every ``requests`` ``HTTPAdapter``
-sends requests for ``https://api.cloudflare.com/client/v4`` to the app, in this process.
+sends requests for ``https://api.cloudflare.com/client/v4`` to the app, in this process; so
+do ``httpx_aiohttp``'s ``AiohttpTransport`` (the SDK's ``DefaultAioHttpClient()``) and
+``aiohttp.ClientSession``, when installed, by the hooks of ``aiohttp_routing``.
 
 Why these hooks: they are the libraries' own seams between a client and the network
-(``BaseTransport.handle_request``, ``HTTPAdapter.send``), patched on the classes, so clients
-built before the fixture are caught too and no client needs a ``transport=`` or ``mount``.
+(``BaseTransport.handle_request``, ``HTTPAdapter.send``, aiohttp's ``BaseConnector.connect``),
+patched on the classes, so clients built before the fixture are caught too and no client
+needs a ``transport=`` or ``mount``.
 A mocking library (respx, responses) would do the same patching with a dependency and its
-own rules for unmatched requests; the users' own respx and responses keep working beside
-these hooks instead: respx patches ``httpcore`` below them, and responses patches
-``HTTPAdapter.send``, so requests they match never reach the network.
+own rules for unmatched requests; the users' own respx, responses and aioresponses keep
+working beside these hooks instead: respx patches ``httpcore`` below them, responses
+``HTTPAdapter.send`` and aioresponses ``ClientSession._request``, so requests they match
+never reach the network.
 
 Every other host is refused with ``RequestRefused`` (never sent), except loopback hosts (the
 fixture's own ``url`` server among them) and requests a user's mock is there to answer.
@@ -47,6 +52,8 @@ _CLIENT_PACKAGES = (
     "respx",
     "responses",
     "asyncio",
+    "aiohttp",
+    "httpx_aiohttp",
 )
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RUN_AS_CODE = run_as.__code__
@@ -102,7 +109,8 @@ def is_loopback(host: str) -> bool:
 
 
 class ClientRouting:
-    """Sends httpx and requests traffic for the Cloudflare API to ``serve`` while active."""
+    """Sends httpx, requests and aiohttp traffic for the Cloudflare API to ``serve`` while
+    active."""
 
     def __init__(self, serve: Callable[[Request], Response]) -> None:
         self.serve = serve
@@ -136,7 +144,7 @@ class ClientRouting:
         return RequestRefused(
             f"dualcache cloudflare_api refused {url}: while it is active only "
             f"https://{REST_API_HOST}{REST_API_BASE_PATH} (the emulator) and loopback hosts "
-            "are reachable; mock other hosts with respx or responses"
+            "are reachable; mock other hosts with respx, responses or aioresponses"
         )
 
 
@@ -231,17 +239,27 @@ def _httpx_handle_request(self: Any, request: Any) -> Any:
 
 async def _httpx_handle_async_request(self: Any, request: Any) -> Any:
     """``httpx.AsyncHTTPTransport.handle_async_request`` while routing."""
+    return await httpx_route_async(
+        "httpx_async", self, request, lambda: _httpx_mocked_below(sync=False)
+    )
+
+
+async def httpx_route_async(
+    name: str, transport: Any, request: Any, mocked_below: Callable[[], bool]
+) -> Any:
+    """The body of async httpx transport hook ``name``: serve the API, refuse another host
+    (unless ``mocked_below()``: a user's mock answers below the hook) or hand it below."""
     routing = _current()
     if routing is not None:
         decision = routing.decide(request.url.host, request.url.path)
         if decision == "api":
             served = routing.serve(_httpx_request(request, await request.aread()))
             return _httpx_response(served, request)
-        if decision == "refuse" and not _httpx_mocked_below(sync=False):
+        if decision == "refuse" and not mocked_below():
             raise routing.refuse(str(request.url))
-    below = _below("httpx_async")
-    with _Entered("httpx_async"):
-        return await below(self, request)
+    below = _below(name)
+    with _Entered(name):
+        return await below(transport, request)
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -328,7 +346,9 @@ def _hooks() -> list[tuple[str, type, str, Callable[..., Any]]]:
         pass
     else:
         hooks.append(("requests", HTTPAdapter, "send", _requests_send))
-    return hooks
+    from .aiohttp_routing import aiohttp_hooks
+
+    return hooks + aiohttp_hooks()
 
 
 def _install() -> None:
