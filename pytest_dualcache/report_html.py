@@ -39,6 +39,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 svg{width:100%;height:auto;max-width:40rem;display:block}
 .bar{fill:#3b6fb6}.bar.kv{fill:#c0504d}.limit{stroke:#c0504d;stroke-dasharray:4 3}
 .budget{stroke:#d08a00;stroke-dasharray:6 3}.line{fill:none;stroke:#3b6fb6;stroke-width:2}
+.dot{fill:#3b6fb6}figure{margin:.8rem 0}figcaption{font-size:.85rem;color:#445}
 .axis{stroke:#889}text{font-size:11px;fill:#333}
 .passed{background:#e3f4e3}.failed{background:#f9d7d5}.xfailed{background:#eee}
 .xpassed{background:#fff3c4}.waived{outline:2px dashed #889}
@@ -71,12 +72,14 @@ def render_html(report: dict[str, Any], title: str = "dualcache report") -> str:
 
 
 def _svg(chart: str, title: str, body: list[str], height: int = HEIGHT) -> str:
-    """An accessible SVG chart named ``chart`` (``data-chart``, for tests and readers)."""
+    """An accessible SVG chart named ``chart`` (``data-chart``, for tests and readers), its
+    title shown as a caption too: two charts of one section can look alike."""
     return (
+        f"<figure><figcaption>{escape(title)}</figcaption>"
         f'<svg data-chart="{escape(chart)}" role="img" viewBox="0 0 {WIDTH} {height}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
         + "".join(body)
-        + "</svg>"
+        + "</svg></figure>"
     )
 
 
@@ -121,14 +124,17 @@ def line_chart(chart: str, title: str, values: list[float | None]) -> str:
         f'y2="{HEIGHT - PAD}"/>',
         f'<text x="2" y="{PAD - 4}">100%</text>',
     ]
-    run: list[str] = []
+    run: list[tuple[float, float]] = []
     for index, value in enumerate([*values, None]):
-        if value is None:
-            if run:
-                body.append(f'<polyline class="line" points="{" ".join(run)}"/>')
+        if value is not None:
+            run.append((round(PAD + index * step, 2), _y(value, 1)))
+        elif len(run) == 1:  # an hour with no data either side: a line of one point draws nothing
+            body.append(f'<circle class="dot" cx="{run[0][0]}" cy="{run[0][1]}" r="2.5"/>')
             run = []
-        else:
-            run.append(f"{round(PAD + index * step, 2)},{_y(value, 1)}")
+        elif run:
+            points = " ".join(f"{x},{y}" for x, y in run)
+            body.append(f'<polyline class="line" points="{points}"/>')
+            run = []
     return _svg(chart, title, body)
 
 
@@ -153,8 +159,10 @@ def bar_chart(chart: str, title: str, rows: list[tuple[str, float, str]]) -> str
 
 
 def _number(value: float) -> str:
-    """``1,000`` for a whole number, ``41.7`` otherwise."""
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+    """``1,000`` for a whole number, ``41.7`` otherwise, and ``0.0042`` below 1 (GB-months)."""
+    if float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.1f}" if abs(value) >= 1 else f"{value:.2g}"
 
 
 def _short(label: str, most: int = 48) -> str:
@@ -317,8 +325,8 @@ def _bill(report: dict[str, Any]) -> str:
     meters = [
         [
             escape(meter),
-            f"{quantity:,}",
-            f"{total['included'][meter]:,}",
+            _number(quantity),
+            _number(total["included"][meter]),
             dollars(total["net_lines_cents"][meter]),
         ]
         for meter, quantity in total["monthly"].items()
