@@ -687,14 +687,17 @@ def test_the_async_face_does_what_the_sync_one_does(env, face):
     async def story() -> None:
         assert await cache.put("k", {"v": 1}) == WriteResult(True, "k", 60, "do", None)
         assert await cache.get("k") == {"v": 1}
+        assert await cache.put("gone", 3) == WriteResult(True, "gone", 60, "do", None)
+        assert await cache.delete("gone") == WriteResult(True, "gone", None, "do", None)
         assert await cache.list() == ["k"]
         env.flag.disable()
         assert (await cache.put("j", 2, ttl=30)).route == "kv"
+        assert await cache.list() == ["j"]
         env.clock.advance(30)
         assert await cache.get("j") is None
         assert await cache.delete("k") == WriteResult(True, "k", None, "kv", None)
         stats = await cache.stats()
-        assert (stats.writes, stats.reads) == ({"do": 1, "kv": 1}, 2)
+        assert (stats.writes, stats.reads) == ({"do": 2, "kv": 1}, 2)
 
     asyncio.run(story())
 

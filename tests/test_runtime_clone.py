@@ -145,6 +145,9 @@ def test_deep_nesting_is_javascripts_stack_overflow():
         ("😀", 8),
         ("a" * 131072, 131078),
         ({"k": "日本語"}, 16),
+        ([None, "日本"], 15),  # two-byte string data at an odd offset: one byte of kPadding
+        (["a", "日本語"], 19),
+        ({"ab": "日本"}, 16),
         (["日本", "ab", "日本語"], 25),
         ([1, "a", None], 13),
         ([None, 1], 10),

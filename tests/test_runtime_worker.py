@@ -106,7 +106,10 @@ TESTS = """
         dualcache_clock.advance(1)  # KV takes one write a second to a key
         assert dualcache_worker.fetch("/a", method="POST").json() == {"value": 2}
         assert dualcache_worker.durable_object("COUNTER", "a").value == 2
-        assert dualcache_worker.storage("COUNTER", "a").get("value") == 2
+        stored = dualcache_worker.storage("COUNTER", "a")
+        assert stored.get("value") == 2 and "value" in stored and len(stored) == 1
+        never = dualcache_worker.storage("COUNTER", "never-used")
+        assert never.list() == {} and len(never) == 0 and never.alarm is None
 
     def test_wait_until_work_is_done_when_fetch_returns(dualcache_worker, dualcache_env):
         dualcache_worker.fetch("/b", method="POST")
@@ -114,6 +117,7 @@ TESTS = """
 
     def test_alarm_on_the_virtual_clock(dualcache_worker, dualcache_clock, dualcache_env):
         dualcache_worker.fetch("/c", method="POST")
+        assert dualcache_worker.storage("COUNTER", "c").alarm == int(time.time() * 1000) + 10_000
         dualcache_clock.advance(9.999)
         assert dualcache_worker.storage("COUNTER", "c").get("flushes") is None
         dualcache_clock.advance(0.001)
