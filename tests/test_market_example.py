@@ -215,3 +215,181 @@ def test_ci_workflow_gates_kv_writes_with_options_the_plugin_accepts(
         assert all(argument.startswith("-") for argument in arguments), arguments
         assert accepted(arguments), f"the plugin refuses pytest {shlex.join(arguments)}"
     assert not accepted(["--dualcache", "--dualcache-baselin=kv-baseline.json"])
+
+
+# The sharded variant (dualcache-sharded.yml): pull requests only; main's baseline comes from
+# dualcache.yml's push job, which the merge job downloads by that workflow's name.
+SHARDED_WORKFLOW = ROOT / "examples" / "ci" / "dualcache-sharded.yml"
+EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")
+
+
+def substituted(text: str, values: dict[str, str]) -> str:
+    """``text`` with each ``${{ name }}`` replaced by ``values[name]`` (GitHub's expressions,
+    given the concrete values a run would have); an expression not in ``values`` fails."""
+
+    def value(match: re.Match[str]) -> str:
+        assert match.group(1) in values, f"no value for {match.group(0)} in {text!r}"
+        return values[match.group(1)]
+
+    return EXPRESSION.sub(value, text)
+
+
+def cli_arguments(script: str) -> list[list[str]]:
+    """The arguments of every ``python -m pytest_dualcache`` command in a ``run:`` script."""
+    commands = []
+    for line in script.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        for index, word in enumerate(words[1:], start=1):
+            if word == "pytest_dualcache" and words[index - 1] == "-m":
+                arguments = []
+                for argument in words[index + 1 :]:
+                    if argument in {"&&", "||", ";", "|"}:
+                        break
+                    arguments.append(argument)
+                commands.append(arguments)
+    return commands
+
+
+def load_workflow(path: Path) -> dict[str, Any]:
+    import yaml  # PyYAML: part of the test extra
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def shard_commands(workflow: dict[str, Any]) -> tuple[list[int], dict[int, list[list[str]]]]:
+    """The shard job's matrix groups, and the pytest commands each group runs (the
+    ``${{ }}`` expressions substituted as GitHub would)."""
+    job = workflow["jobs"]["shards"]
+    groups = job["strategy"]["matrix"]["group"]
+    commands = {
+        group: [
+            command
+            for step in job["steps"]
+            for command in pytest_arguments(
+                substituted(step.get("run", ""), {"matrix.group": str(group)})
+            )
+        ]
+        for group in groups
+    }
+    return groups, commands
+
+
+def test_sharded_ci_workflow_merges_the_shards_then_gates_and_posts_the_summary() -> None:
+    import fnmatch
+
+    from pytest_dualcache.cli import build_parser
+
+    workflow = load_workflow(SHARDED_WORKFLOW)
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    assert set(triggers) == {"pull_request"}  # main's baseline is dualcache.yml's
+    env, jobs = workflow["env"], workflow["jobs"]
+
+    # Each shard runs its half, marks its report I/N and uploads it.
+    groups, commands = shard_commands(workflow)
+    assert groups == [1, 2]
+    total = len(groups)
+    shard_jobs = jobs["shards"]
+    assert shard_jobs["strategy"]["fail-fast"] is False  # every shard reports
+    reports = []
+    for group in groups:
+        (command,) = commands[group]
+        report = f"shard-{group}.json"
+        assert command == [
+            "--dualcache",
+            f"--splits={total}",
+            f"--group={group}",
+            f"--dualcache-shard={group}/{total}",
+            f"--dualcache-report={report}",
+        ]
+        (upload,) = [s for s in shard_jobs["steps"] if "upload-artifact" in s.get("uses", "")]
+        values = {"matrix.group": str(group), "env.PROJECT": env["PROJECT"]}
+        assert substituted(upload["with"]["path"], values) == f"{env['PROJECT']}/{report}"
+        reports.append((substituted(upload["with"]["name"], values), report))
+    assert len({name for name, _ in reports}) == total
+
+    # The merge job waits for the shards, downloads every shard's report into one folder...
+    job = jobs["merge-and-gate"]
+    assert job["needs"] in ("shards", ["shards"])
+    assert job["permissions"]["pull-requests"] == "write"
+    assert job["permissions"]["actions"] == "read"  # main's baseline artifact
+    steps = job["steps"]
+    (download,) = [s for s in steps if "download-artifact" in s.get("uses", "")]
+    assert download["uses"] == "actions/download-artifact@v4"
+    assert download["with"]["merge-multiple"] is True
+    assert all(fnmatch.fnmatch(name, download["with"]["pattern"]) for name, _ in reports)
+
+    # ...then runs merge -> gate -> md, each a command line the CLI's own parser accepts.
+    cli = [
+        (i, arguments) for i, s in enumerate(steps) for arguments in cli_arguments(s.get("run", ""))
+    ]
+    parsed = {}
+    for index, arguments in cli:
+        try:
+            args = build_parser().parse_args(arguments)
+        except SystemExit:
+            pytest.fail(f"python -m pytest_dualcache refuses {shlex.join(arguments)}")
+        parsed[args.command] = (index, args)
+    assert [args.command for _, args in sorted(parsed.values(), key=lambda p: p[0])] == [
+        "merge",
+        "gate",
+        "md",
+    ]
+    (merge_at, merge), (gate_at, gate), (md_at, md) = (parsed[c] for c in ("merge", "gate", "md"))
+    assert download_index(steps) < merge_at < gate_at < md_at
+    (shard_glob,) = merge.shards
+    assert all(fnmatch.fnmatch(report, str(shard_glob)) for _, report in reports)
+    assert gate.report == md.report == merge.output
+    # The gate reads the baseline dualcache.yml's push job saves, downloaded by name.
+    baseline_step = next(s for s in steps[:gate_at] if "run download" in s.get("run", ""))
+    assert '--workflow "$BASELINE_WORKFLOW"' in baseline_step["run"]
+    assert '--name "$BASELINE_ARTIFACT"' in baseline_step["run"]
+    main_workflow = load_workflow(SHARDED_WORKFLOW.parent / env["BASELINE_WORKFLOW"])
+    main_env = {f"env.{name}": value for name, value in main_workflow["env"].items()}
+    assert main_env["env.PROJECT"] == env["PROJECT"]
+    (push_job,) = [j for j in main_workflow["jobs"].values() if "'push'" in j.get("if", "")]
+    (saved,) = [s for s in push_job["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert substituted(saved["with"]["name"], main_env) == env["BASELINE_ARTIFACT"]
+    assert substituted(saved["with"]["path"], main_env) == f"{env['PROJECT']}/{gate.baseline}"
+
+    # The summary goes on the job page and, as one comment edited on each push, on the PR;
+    # both also when the gate failed (a failed step skips the steps after it otherwise).
+    md_step = steps[md_at]
+    assert "!cancelled()" in md_step["if"]
+    assert '>> "$GITHUB_STEP_SUMMARY"' in md_step["run"]
+    (comment,) = [s for s in steps[md_at + 1 :] if "gh pr comment" in s.get("run", "")]
+    assert "!cancelled()" in comment["if"]
+    assert comment["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert comment["env"]["PR"] == "${{ github.event.pull_request.number }}"
+    assert "--body-file" in comment["run"] and "--method PATCH" in comment["run"]
+    assert str(md.output) in md_step["run"]
+
+
+def download_index(steps: list[dict[str, Any]]) -> int:
+    """Where the shard reports are downloaded in the merge job's steps."""
+    return next(i for i, step in enumerate(steps) if "download-artifact" in step.get("uses", ""))
+
+
+def test_sharded_ci_workflow_shards_split_every_test_once_with_options_the_plugin_accepts(
+    pytester: pytest.Pytester,
+) -> None:
+    """Each shard's command, as GitHub runs it, in a tiny project: pytest, pytest-split and
+    the plugin accept it, and the shards between them collect each test (the contract suite
+    the plugin adds included) exactly once."""
+    pytest.importorskip("pytest_split")
+    groups, commands = shard_commands(load_workflow(SHARDED_WORKFLOW))
+    pytester.makepyfile("def test_one():\n    pass\n\ndef test_two():\n    pass\n")
+
+    def collected(arguments: list[str]) -> list[str]:
+        result = pytester.runpytest_inprocess(*arguments, "--co", "-q", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.OK, f"refused: pytest {shlex.join(arguments)}"
+        return [line for line in result.outlines if "::" in line]
+
+    every = collected(["--dualcache"])
+    assert any("contracts/" in nodeid for nodeid in every)  # the plugin's suite is there
+    shards = {group: collected(command) for group in groups for command in commands[group]}
+    assert all(shards.values())  # no shard is empty
+    assert sorted(nodeid for shard in shards.values() for nodeid in shard) == sorted(every)
+    # The plugin's own check of the shard's value has teeth here too.
+    refused = [*commands[groups[0]][0][:-2], f"--dualcache-shard={len(groups) + 1}/{len(groups)}"]
+    result = pytester.runpytest_inprocess(*refused, "--co", "-q", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
