@@ -147,13 +147,14 @@ def check_the_bill_shows_the_migrations_saving(
 # --- the CI workflow ---------------------------------------------------------------------------
 
 
-def pytest_arguments(script: str) -> list[list[str]]:
-    """The arguments of every pytest command in a ``run:`` script, in order."""
+def command_arguments(script: str, starts: Callable[[list[str], int], bool]) -> list[list[str]]:
+    """The arguments of every command in a ``run:`` script whose word at an index makes
+    ``starts(words, index)`` true, in order (up to a ``&&``, ``||``, ``;`` or ``|``)."""
     commands = []
     for line in script.replace("\\\n", " ").splitlines():
         words = shlex.split(line, comments=True)
-        for index, word in enumerate(words):
-            if word == "pytest" or word.endswith("/pytest"):
+        for index in range(len(words)):
+            if starts(words, index):
                 arguments = []
                 for argument in words[index + 1 :]:
                     if argument in {"&&", "||", ";", "|"}:
@@ -161,6 +162,13 @@ def pytest_arguments(script: str) -> list[list[str]]:
                     arguments.append(argument)
                 commands.append(arguments)
     return commands
+
+
+def pytest_arguments(script: str) -> list[list[str]]:
+    """The arguments of every pytest command in a ``run:`` script, in order."""
+    return command_arguments(
+        script, lambda words, i: words[i] == "pytest" or words[i].endswith("/pytest")
+    )
 
 
 def test_ci_workflow_gates_kv_writes_with_options_the_plugin_accepts(
@@ -236,18 +244,9 @@ def substituted(text: str, values: dict[str, str]) -> str:
 
 def cli_arguments(script: str) -> list[list[str]]:
     """The arguments of every ``python -m pytest_dualcache`` command in a ``run:`` script."""
-    commands = []
-    for line in script.replace("\\\n", " ").splitlines():
-        words = shlex.split(line, comments=True)
-        for index, word in enumerate(words[1:], start=1):
-            if word == "pytest_dualcache" and words[index - 1] == "-m":
-                arguments = []
-                for argument in words[index + 1 :]:
-                    if argument in {"&&", "||", ";", "|"}:
-                        break
-                    arguments.append(argument)
-                commands.append(arguments)
-    return commands
+    return command_arguments(
+        script, lambda words, i: i > 0 and words[i] == "pytest_dualcache" and words[i - 1] == "-m"
+    )
 
 
 def load_workflow(path: Path) -> dict[str, Any]:
