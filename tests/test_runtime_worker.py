@@ -79,11 +79,17 @@ ENTRY = """
             if url.path == "/setting":
                 await self.env.SETTINGS.put("theme", "dark")
                 return Response(await self.env.SETTINGS.get("theme"))
+            if url.path == "/later":  # work that starts only after the response
+                self.ctx.waitUntil(self.remember(url.path))
+                return Response("ok")
             counter = self.env.COUNTER.getByName(url.path.strip("/") or "main")
             if request.method == "POST":
                 self.ctx.waitUntil(self.env.SETTINGS.put("touched", url.path))
                 return Response.json({"value": await counter.increment(1)})
             return Response("not found", status=404)
+
+        async def remember(self, path):
+            await self.env.SETTINGS.put("remembered", path)
 
         async def scheduled(self, controller, env, ctx):
             stub = env.COUNTER.getByName("cron")
@@ -434,3 +440,34 @@ def test_a_factory_module_that_imports_js_at_its_top_loads(worker_project):
         "--dualcache", "--dualcache-factory=mine=worker_dal:make_dal", "test_nothing.py"
     )
     result.assert_outcomes(passed=1)
+
+
+def test_each_fetch_is_a_request_of_the_latency_model_until_its_response(worker_project):
+    """With ``dualcache_latency`` on, a fetch is timed as ``METHOD /path`` (no query): the KV
+    operations its handler makes count; a coroutine it hands to ``waitUntil`` runs after the
+    response and does not."""
+    worker_project.makeini(
+        "[pytest]\ndualcache_latency = seed\ndualcache_kv_allow = *entry.py::*\n"
+    )
+    worker_project.makepyfile(
+        test_fetches="""
+        def test_fetches(dualcache_worker, dualcache_clock):
+            assert dualcache_worker.fetch("/setting?x=1").text == "dark"
+            dualcache_clock.advance(1)  # KV takes one write a second to a key
+            assert dualcache_worker.fetch("/setting").text == "dark"
+            assert dualcache_worker.fetch("/a", method="post").json() == {"value": 1}
+            assert dualcache_worker.fetch("/later").text == "ok"
+        """
+    )
+    result = worker_project.runpytest("--dualcache", "test_fetches.py", "--dualcache-report=r.json")
+    result.assert_outcomes(passed=1)
+    requests = json.loads((worker_project.path / "r.json").read_text())["latency"]["requests"]
+    assert set(requests) == {"GET /setting", "POST /a", "GET /later"}
+    setting = requests["GET /setting"]
+    # A KV put (the seed's fixed 50 ms) and a KV get (10 to 50 ms) each time.
+    assert setting["count"] == 2 and 60 <= setting["p50_ms"] <= setting["max_ms"] <= 100
+    # The Durable Object's own storage costs nothing, but the KV put the handler hands to
+    # waitUntil was made when called (an emulated binding completes at once): 50 ms.
+    assert requests["POST /a"]["max_ms"] == 50.0
+    # A coroutine handed to waitUntil runs after the response: its KV put is not in it.
+    assert requests["GET /later"]["max_ms"] == 0.0

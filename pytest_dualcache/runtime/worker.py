@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -136,7 +138,8 @@ class WorkerClient:
         """``fetch`` for async tests, on the running event loop."""
         url = BASE_URL + path_or_url if path_or_url.startswith("/") else path_or_url
         request = Request(absolute_url(url), method=method, headers=headers, body=body)
-        response = await self._call("fetch", "on_fetch", request)
+        timed_as = f"{method.upper()} {urlsplit(url).path or '/'}"
+        response = await self._call("fetch", "on_fetch", request, timed_as=timed_as)
         if not isinstance(response, FetchResponse):
             raise TypeError(
                 f"the Worker's fetch handler returned {type(response).__name__}, not a Response"
@@ -150,14 +153,22 @@ class WorkerClient:
         event = ScheduledEvent(cron, int(when * 1000))
         self._run(self._call("scheduled", "on_scheduled", event))
 
-    async def _call(self, method: str, function: str, argument: Any) -> Any:
+    async def _call(
+        self, method: str, function: str, argument: Any, *, timed_as: str | None = None
+    ) -> Any:
         """The entrypoint's ``method`` (or the module's ``function``) with ``(argument, env,
-        ctx)`` as it takes them; then every ``waitUntil`` task of the call."""
+        ctx)`` as it takes them; then every ``waitUntil`` task of the call.
+
+        ``timed_as`` names the request the handler is, for the latency model (``request``
+        blocks): until the handler returns, as a client waits; ``waitUntil`` work runs after
+        the response, as in production, and is not part of it.
+        """
         ctx = ExecutionContext()
         handler = self._handler(method, function, ctx)
-        result = relaxed_call(handler, argument, self.env.workers(), ctx)
-        if isinstance(result, Awaitable):
-            result = await result
+        with self.env.request(timed_as) if timed_as else nullcontext():
+            result = relaxed_call(handler, argument, self.env.workers(), ctx)
+            if isinstance(result, Awaitable):
+                result = await result
         await ctx.settle()
         return result
 
