@@ -8,11 +8,18 @@ With a wrangler config (``runtime.wrangler``) its bindings win: each of its Dura
 bindings is a ``DurableObjectNamespace`` of the user's class (the built-in DO cache stays
 reachable as ``env.do``), its KV namespaces join ``env.kv`` and its vars are set. Every KV
 namespace of an env counts against one daily quota, as Cloudflare counts per account.
+
+With a latency model (``latency.py``; the ``dualcache_env`` fixture passes ini
+``dualcache_latency``'s to an application test's env, never to a contract test's) every
+operation of the env's KV namespaces and built-in DO cache spends its latency on the env's
+clock, and ``request(name)`` times a block. A user's Durable Object storage costs nothing.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .clock import VirtualClock
@@ -24,6 +31,7 @@ from .settings import BindingNames, DualCacheSettings, binding_name_problem
 if TYPE_CHECKING:
     from .durable import DOEngine
     from .kv_quota import DailyQuota
+    from .latency import LatencyMeter, LatencyModel, RequestRecorder
     from .limits import KVPlan
     from .runtime.durable_objects import DurableObjectNamespace
     from .runtime.wrangler import WranglerConfig
@@ -72,6 +80,9 @@ class DualCacheEnv:
     ``bind_do=False`` leaves the DO binding out, as a Worker deployed without it.
     ``do_engine`` is ``"memory"``, ``"redis"`` (fakeredis) or a ready ``DOEngine``.
     ``wrangler``: a wrangler config whose bindings and vars this env takes (see the module).
+    ``latency``: the simulated latency model (None: off); this env draws from its own fresh
+    streams of it. ``requests``: where ``request`` blocks are kept (the fixture passes the
+    test's, which its report reads; a new one when not given).
     """
 
     def __init__(
@@ -85,13 +96,23 @@ class DualCacheEnv:
         flag_enabled: bool = True,
         vars: dict[str, str] | None = None,
         wrangler: WranglerConfig | None = None,
+        latency: LatencyModel | None = None,
+        requests: RequestRecorder | None = None,
     ) -> None:
         self.clock = clock if clock is not None else VirtualClock()
+        #: Spends the latency model's figures on the clock; None while the model is off.
+        self.latency_meter: LatencyMeter | None = None
+        if latency is not None:
+            from .latency import LatencyMeter, RequestRecorder
+
+            recorder = RequestRecorder() if requests is None else requests
+            self.latency_meter = LatencyMeter(latency.fresh(), self.clock, recorder)
         self.binding_names = names
         self.vars: dict[str, str] = {**(wrangler.vars if wrangler else {}), **(vars or {})}
         self.vars.setdefault(names.flag, "true" if flag_enabled else "false")
         self.flag = FeatureFlag(self.vars, names.flag)
         self.kv = KVNamespace(self.clock, name=names.kv, plan=kv_plan)
+        self._meter(self.kv.ledger)
         #: Today's KV operations of every namespace of this env (one account's quota).
         self.kv_quota: DailyQuota = self.kv.quota
         self.kv_namespaces: list[KVNamespace] = [self.kv]
@@ -99,6 +120,7 @@ class DualCacheEnv:
         self.do: DurableObjectCache | None = None
         if bind_do:
             self.do = DurableObjectCache(self.clock, name=names.do, engine=_engine(do_engine))
+            self._meter(self.do.ledger)
             self.bindings[names.do] = self.do
         #: The user's Durable Object namespaces by binding (from the wrangler config).
         self.durable_objects: dict[str, DurableObjectNamespace] = {}
@@ -125,11 +147,50 @@ class DualCacheEnv:
         self.durable_objects = build_namespaces(classes, env=self.workers(), clock=self.clock)
         self.bindings.update(self.durable_objects)
 
+    def _meter(self, ledger: Ledger) -> None:
+        """Let the latency model (when on) spend time on every operation ``ledger`` records."""
+        if self.latency_meter is not None:
+            ledger.latency = self.latency_meter.spend
+
+    @property
+    def latency(self) -> LatencyModel | None:
+        """The simulated latency model this env spends (None: off)."""
+        return None if self.latency_meter is None else self.latency_meter.model
+
+    @contextmanager
+    def request(self, name: str) -> Iterator[None]:
+        """Time the block as one request called ``name`` (``with env.request("GET /quote"):``).
+
+        Its duration is the latency its KV and DO operations spent (not the clock's move: a
+        test advancing the clock to expire a TTL is not a response time), kept even if the
+        block raises. Nested blocks each count what runs inside them: an outer request's
+        time includes its inner ones'. Operations made concurrently (threads, tasks) while
+        blocks are open are charged to every open block. Without a model the block runs
+        untimed and nothing is kept, so the same test runs with the model on or off; a
+        ``p95_ms`` gate, which needs the figures, is refused when the model is off.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"request() takes a non-empty request name, got {name!r}")
+        if self.latency_meter is None:
+            yield
+            return
+        with self.latency_meter.requests.request(name):
+            yield
+
     @classmethod
     def from_settings(
-        cls, settings: DualCacheSettings, clock: VirtualClock | None = None
+        cls,
+        settings: DualCacheSettings,
+        clock: VirtualClock | None = None,
+        *,
+        latency: LatencyModel | None = None,
+        requests: RequestRecorder | None = None,
     ) -> DualCacheEnv:
-        """The env the ``dualcache_env`` fixture builds from the resolved ini settings."""
+        """The env the ``dualcache_env`` fixture builds from the resolved ini settings.
+
+        The latency model is not read from ``settings``: the caller passes it (the fixture
+        does for application tests; the contract suite's harness never does).
+        """
         engine: str | DOEngine = settings.do_engine
         if settings.redis_url:
             engine = RedisEngine.on_server(settings.redis_url)
@@ -139,6 +200,8 @@ class DualCacheEnv:
             kv_plan=settings.kv_plan,
             do_engine=engine,
             wrangler=settings.wrangler,
+            latency=latency,
+            requests=requests,
         )
 
     def add_kv_namespace(self, name: str, *, plan: KVPlan | None = None) -> KVNamespace:
@@ -153,6 +216,7 @@ class DualCacheEnv:
         plan = plan or self.kv.plan
         quota = self.kv_quota if plan == self.kv_quota.plan else None
         namespace = KVNamespace(self.clock, name=name, plan=plan, quota=quota)
+        self._meter(namespace.ledger)
         self.kv_namespaces.append(namespace)
         self.bindings[name] = namespace
         return namespace

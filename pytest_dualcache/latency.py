@@ -14,18 +14,27 @@ migration plan in /work/shared/seeds, "Performance Impact"): "Cache write (DAL) 
 Latencies are whole microseconds, so sums and percentiles are exact and the same on every
 machine. Each (store, operation) has its own random stream, seeded from the seed and its
 name: one operation's draws do not change when another store is used more or less.
+
+Wiring: a ``DualCacheEnv`` given a model (the ``dualcache_env`` fixture of an application
+test, never a contract test's env) hangs a ``LatencyMeter`` on the ledgers of its KV
+namespaces and built-in DO cache; every operation they record moves the env's clock on by
+its latency and charges it to the open requests. Each test's request durations travel in
+its JSON entry (``requests``), and the report's ``latency`` section is derived from them
+(``latency_section``), so a merged sharded report computes the same figures.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .clock import VirtualClock
 
 MODES = ("off", "seed")
 STORES = ("kv", "do")
@@ -92,6 +101,11 @@ class LatencyModel:
             stream = self._streams[store, op] = random.Random(f"{self.seed}:{store}:{op}")
         return latency.draw(stream)
 
+    def fresh(self) -> LatencyModel:
+        """The same table and seed with its streams at their start: each env draws its own,
+        so a test's latencies depend neither on the tests before it nor on its xdist worker."""
+        return LatencyModel(self.table, self.seed, self.source)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -122,6 +136,8 @@ def resolve(value: str, source: str, rootdir: Path) -> LatencyModel | None:
 
 def load_toml(path: Path, source: str) -> LatencyModel:
     """A model from a TOML file (the format in the module docstring)."""
+    import tomllib  # only a session that names a file pays for the parser
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -208,11 +224,74 @@ class RequestRecorder:
 
     def summary(self) -> dict[str, dict[str, int | float]]:
         """``count``, ``p50_ms``, ``p95_ms``, ``p99_ms`` and ``max_ms`` per name, sorted."""
-        return {
-            name: {
-                "count": len(values),
-                **{f"p{p}_ms": nearest_rank(values, p) / 1000 for p in PERCENTILES},
-                "max_ms": max(values) / 1000,
-            }
-            for name, values in sorted(self.durations.items())
+        return summarize(self.durations)
+
+
+def summarize(durations: Mapping[str, list[int]]) -> dict[str, dict[str, int | float]]:
+    """``count``, ``p50_ms``, ``p95_ms``, ``p99_ms`` and ``max_ms`` of each request name's
+    durations (microseconds), by name; a name without durations is left out."""
+    return {
+        name: {
+            "count": len(values),
+            **{f"p{p}_ms": nearest_rank(values, p) / 1000 for p in PERCENTILES},
+            "max_ms": max(values) / 1000,
         }
+        for name, values in sorted(durations.items())
+        if values
+    }
+
+
+def pooled(per_test: Iterable[Mapping[str, list[int]]]) -> dict[str, list[int]]:
+    """Several tests' durations by request name, pooled (percentiles do not add up: the
+    samples do)."""
+    total: dict[str, list[int]] = {}
+    for durations in per_test:
+        for name, values in durations.items():
+            total.setdefault(name, []).extend(values)
+    return total
+
+
+def latency_section(
+    model: Mapping[str, Any], tests: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The JSON report's ``latency`` section: the model, and the percentiles of every test's
+    ``requests`` pooled by name (tests in node-id order)."""
+    per_test = (tests[nodeid].get("requests", {}) for nodeid in sorted(tests))
+    return {"model": dict(model), "requests": summarize(pooled(per_test))}
+
+
+def render(section: Mapping[str, Any] | None) -> list[str]:
+    """The KV report's lines for a ``latency`` section (none without one)."""
+    if not section:
+        return []
+    model = section["model"]
+    lines = [f"simulated response times (latency model {model['source']}, seed {model['seed']}):"]
+    if not section["requests"]:
+        lines.append("  no requests timed (with dualcache_env.request(name): ...)")
+    for name, data in section["requests"].items():
+        lines.append(
+            f"  {name}: {data['count']} requests, p50 {data['p50_ms']:g} ms, p95 "
+            f"{data['p95_ms']:g} ms, p99 {data['p99_ms']:g} ms, max {data['max_ms']:g} ms"
+        )
+    return lines
+
+
+@dataclass
+class LatencyMeter:
+    """Spends a model's latencies on one env's clock and charges them to its open requests.
+
+    ``spend`` is what a ledger calls for each operation it records (``Ledger.latency``): the
+    ledger row keeps the time the operation started, and the clock stands at that time plus
+    the latency when the store's method returns, as a caller awaiting the answer sees it.
+    """
+
+    model: LatencyModel
+    clock: VirtualClock
+    requests: RequestRecorder
+
+    def spend(self, store: str, op: str) -> None:
+        """Move the clock on by one ``op`` on ``store`` ("kv" or "do") and charge it."""
+        latency_us = self.model.latency_us(store, op)
+        if latency_us:
+            self.clock.advance(latency_us / 1_000_000)
+            self.requests.record(latency_us)

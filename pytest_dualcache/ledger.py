@@ -213,6 +213,7 @@ class Ledger:
         "_rows",
         "do_cache",
         "enabled",
+        "latency",
         "serial",
         "store",
     )
@@ -230,6 +231,9 @@ class Ledger:
         #: Whether operations are recorded.
         self.enabled = enabled
         self._dropped = 0  # records forgotten by clear(): positions stay valid across it
+        #: ``spend(kind, op)``, called for every operation recorded (recording on or off):
+        #: the simulated latency model's seam (``latency.LatencyMeter.spend``); None: off.
+        self.latency: Callable[[str, str], None] | None = None
         self.serial = next(ledger_serials)
         current_recorder().adopt(self)
 
@@ -268,8 +272,15 @@ class Ledger:
 
         ``error`` is the exception that failed it (or its text). Called by a store's
         operation method: attribution starts at that method's caller.
+
+        ``at`` is when the operation started. With a latency model (``self.latency``) the
+        clock then moves on by the operation's latency, after the row is appended: the store
+        answers that much later, and work the clock runs meanwhile (timers) comes after it.
+        A failed operation costs its latency too: KV's 429 is a round trip like its 200.
         """
         if not self.enabled:
+            if self.latency is not None:
+                self.latency(self._kind, op)
             return
         kind = self._kind
         call_site, via = _find_caller(kind == "kv" and op in KV_WRITES, 3)
@@ -299,6 +310,8 @@ class Ledger:
         self._rows.append(row)
         if self._numbers is not None:
             self._numbers.append(self._next_number())
+        if self.latency is not None:
+            self.latency(kind, op)
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .durable import DurableObjectCache
     from .env import DualCacheEnv, FeatureFlag
     from .kv import KVNamespace
+    from .latency import RequestRecorder
     from .rest import CloudflareAPI
     from .runtime.worker import WorkerClient
     from .workers import WorkersEnv
@@ -34,6 +35,8 @@ PREVIOUS_RECORDER_KEY = pytest.StashKey[Recorder]()
 SUITE_IDS_KEY = pytest.StashKey[list[str]]()  # suite node ids named on the command line
 #: True when this session installed the workers/pyodide/js import hook (and so removes it).
 SHIM_INSTALLED_KEY = pytest.StashKey[bool]()
+#: A test's ``dualcache_env.request`` blocks (with the latency model on), for its report.
+REQUESTS_KEY: pytest.StashKey[RequestRecorder] = pytest.StashKey()
 
 CONTRACTS_PACKAGE = "pytest_dualcache.contracts"
 # Contract modules import the emulators; rewrite their asserts like test modules'.
@@ -253,10 +256,24 @@ def dualcache_clock() -> VirtualClock:
 def dualcache_env(
     request: pytest.FixtureRequest, dualcache_clock: VirtualClock
 ) -> Iterator[DualCacheEnv]:
-    """A fresh Worker env: KV namespace, DO cache, flag var (``"true"``), on the test's clock."""
+    """A fresh Worker env: KV namespace, DO cache, flag var (``"true"``), on the test's clock.
+
+    With ini ``dualcache_latency`` on, its stores spend the model's latencies and
+    ``dualcache_env.request(name)`` times blocks into the test's report; never in a test of
+    the contract suite (``dualcache_clause``), whose clauses' timing must not change.
+    """
     from .env import DualCacheEnv
 
-    env = DualCacheEnv.from_settings(_settings(request), dualcache_clock)
+    settings = _settings(request)
+    latency = settings.latency
+    if request.node.get_closest_marker("dualcache_clause") is not None:
+        latency = None
+    requests = None
+    if latency is not None:
+        from .latency import RequestRecorder
+
+        requests = request.node.stash.setdefault(REQUESTS_KEY, RequestRecorder())
+    env = DualCacheEnv.from_settings(settings, dualcache_clock, latency=latency, requests=requests)
     yield env
     env.close()
 

@@ -7,7 +7,9 @@ rootdir (or, outside it, to the import root of their module).
 
 Version 2 (version 1 had neither): each test's ``group`` ("application" or "contract"),
 ``groups`` with the totals of each, ``factories``, ``waivers``, and ``refused_by_kv``
-bypass attempts, which are no longer counted as bypasses.
+bypass attempts, which are no longer counted as bypasses. Optional, in version 2 too: a
+test's ``requests`` (its request durations in microseconds by name, with the latency model
+on), its ``slo_evidence`` (with ini ``dualcache_slo``), and the ``latency`` section.
 """
 
 from __future__ import annotations
@@ -172,6 +174,8 @@ class SessionReport:
     waivers: list[dict[str, Any]] = field(default_factory=list)
     #: Each SLO gate judged (``slo.Verdict.to_json``); None when no gate was set anywhere.
     slo: list[dict[str, Any]] | None = None
+    #: ``latency.LatencyModel.to_json()`` of the session's model; None when it is off.
+    latency_model: dict[str, Any] | None = None
 
     @staticmethod
     def waivers_of(waivers: Iterable[Waiver]) -> list[dict[str, Any]]:
@@ -283,7 +287,17 @@ class SessionReport:
             "missing_tests": sorted(self.missing_tests),
             **self._slo_section(),
             **self._bill_section(),
+            **self._latency_section(),
         }
+
+    def _latency_section(self) -> dict[str, Any]:
+        """``{"latency": ...}`` (``latency.latency_section``, derived from the tests'
+        ``requests``); nothing when the model is off."""
+        if self.latency_model is None:
+            return {}
+        from .latency import latency_section
+
+        return {"latency": latency_section(self.latency_model, self.tests)}
 
     def _bill_section(self) -> dict[str, Any]:
         """``{"bill": ..., "timeline": ...}``: the projected month of the tests' declared
@@ -340,6 +354,10 @@ class SessionReport:
         lines.append(f"tests over budget: {len(over)}")
         lines.extend(f"  {nodeid}" for nodeid in over)
         lines.extend(self._waiver_lines())
+        if self.latency_model is not None:
+            from .latency import render
+
+            lines.extend(render(self._latency_section()["latency"]))
         for worker in sorted(self.crashed_workers):
             lines.append(f"WORKER CRASHED: {worker}; its running test's counts are missing")
         for nodeid in sorted(self.missing_tests):
@@ -411,3 +429,22 @@ def _group_lines(totals: dict[str, Any]) -> list[str]:
 
 def _percent(fraction: float | None) -> str:
     return "n/a" if fraction is None else f"{fraction * 100:.1f}%"
+
+
+def interruption(exc: BaseException) -> str:
+    """Why an interrupted session stopped, in words that are the same run after run."""
+    import pytest
+
+    if isinstance(exc, pytest.exit.Exception):
+        return f"stopped by pytest.exit(): {exc.msg}" if exc.msg else "stopped by pytest.exit()"
+    message = str(exc).strip()
+    if message == "True":  # Interrupted(session.shouldstop) when a plugin set it to True
+        return stopped_early(True)
+    if type(exc) is KeyboardInterrupt or not message:
+        return f"interrupted ({type(exc).__name__})"
+    return stopped_early(message)
+
+
+def stopped_early(flag: object) -> str:
+    """The reason for a ``session.shouldstop``/``shouldfail`` (a string or True)."""
+    return f"stopped early: {flag}" if isinstance(flag, str) else "stopped early"

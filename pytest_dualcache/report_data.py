@@ -9,16 +9,19 @@ and per-test keys are optional: a renderer shows what is there and says what is 
 - ``cost_growth``: ``bill.CostGrowth.to_json()``, with the gate's ``sentence``.
 - ``gate``: the baseline gate, ``{"allowed": "10%", "grew": [{"name", "before", "after",
   "new_sites"}], "new_tests": [...], "notes": [...]}`` (``baseline.GateResult``'s fields).
-- ``latency``: ``{"model": latency.LatencyModel.to_json(), "requests":
-  latency.RequestRecorder.summary()}``.
+- ``latency``: ``{"model": latency.LatencyModel.to_json(), "requests": {name: {"count",
+  "p50_ms", "p95_ms", "p99_ms", "max_ms"}}}``, only with the latency model on;
+  ``SessionReport`` derives the requests from the tests' ``requests`` (``latency.py``).
 - ``slo``: a list of ``{"scope": "session" or a node id, "metric": "do_hit_rate",
   "comparison": ">=", "limit": 0.7, "measured": 0.65, "passed": false}``.
 - ``timeline``: per workload, ``{"budget_per_day": 50 or null, "hours": [{"kv_writes",
   "do_sets", "do_gets", "do_hits"}, ...]}``, one entry per simulated hour from the first.
 - per test in ``tests``: ``workload`` (``{"name", "scale", "days", "daily"}``, a declared
-  workload's usage a simulated day), ``outcome`` (passed, failed, xfailed, xpassed,
-  skipped), ``clause`` and ``factory`` of a contract test, and ``transcript`` (its harness
-  transcript text).
+  workload's usage a simulated day), ``requests`` (``{name: [microseconds, ...]}``, its
+  timed requests with the latency model on), ``slo_evidence`` (``slo_metrics.evidence``,
+  with ini ``dualcache_slo``: what the session's gates are judged on), ``outcome``
+  (passed, failed, xfailed, xpassed, skipped), ``clause`` and ``factory`` of a contract
+  test, and ``transcript`` (its harness transcript text).
   Without them a contract test's clause and factory come from its node id
   (``test_FB_1_...[legacy]``) and its outcome from the waivers, else "ran".
 """

@@ -1,9 +1,11 @@
 """The JSON report as GitHub-flavoured Markdown, for ``GITHUB_STEP_SUMMARY`` and PR comments.
 
-Gates first (what a reviewer must act on), then the baseline diff, the bill and the top
-KV-writing call sites. The optional sections it reads are documented in ``report_data``;
-a section the report lacks gets one line saying so. Text from the report is escaped so a
-node id or call site cannot break a table or inject markup.
+Gates first (what a reviewer must act on), then the baseline diff, the bill, the simulated
+response times and the top KV-writing call sites. The optional sections it reads are
+documented in ``report_data``; a section the report lacks gets one line saying so, except
+``latency``, left out with the model off (the default) so such a report reads as before.
+Text from the report is escaped so a node id or call site cannot break a table or inject
+markup.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def render_markdown(report: dict[str, Any], title: str = "dualcache report") -> 
     lines += _gates(report)
     lines += _baseline(report)
     lines += _bill(report)
+    lines += _latency(report)
     lines += _sites(report)
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -133,6 +136,29 @@ def _bill(report: dict[str, Any]) -> list[str]:
     ]
     lines += [f"- note: {md_text(note)}" for note in bill.get("notes", [])]
     return [*lines, ""] if bill.get("notes") else lines
+
+
+def _latency(report: dict[str, Any]) -> list[str]:
+    """p50/p95/p99 per request name; nothing when the model was off (the default), so a
+    report without it reads as before."""
+    latency = report.get("latency")
+    if not latency:
+        return []
+    model = latency["model"]
+    lines = [
+        f"### Simulated response times (latency model {md_text(model['source'])}, seed "
+        f"{md_text(model['seed'])})",
+        "",
+    ]
+    if not latency["requests"]:
+        return [*lines, "No requests were timed (with dualcache\\_env.request(name): ...).", ""]
+    rows = [
+        [md_text(name), f"{data['count']:,}"]
+        + [f"{data[key]:g}" for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]
+        for name, data in latency["requests"].items()
+    ]
+    head = ["request", "count:", "p50 ms:", "p95 ms:", "p99 ms:", "max ms:"]
+    return [*lines, *_table(head, rows), ""]
 
 
 def _sites(report: dict[str, Any]) -> list[str]:

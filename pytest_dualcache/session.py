@@ -24,19 +24,25 @@ from .contracts.paths import SUITE_NODEID
 from .factories import check_imported
 from .ledger import OperationRecord
 from .output_files import json_text, write_text_atomically
+from .plugin import REQUESTS_KEY
 from .pytest_compromises import count_in_summary_line
 from .recorder import Recorder, Scope
-from .report import SessionReport, bypass_entry, call_site_text, summarize
+from .report import (
+    SessionReport,
+    bypass_entry,
+    call_site_text,
+    interruption,
+    stopped_early,
+    summarize,
+)
 from .settings import SETTINGS, DualCacheSettings
-from .shards import SHARD_KEY
+from .shards import shard_facts
 from .slo import (
-    SESSION,
     SLOError,
     describe_session_miss,
-    judge,
+    judge_session,
     judge_test,
     marker_objectives,
-    merge,
     ordered,
 )
 from .slo import render as render_slo
@@ -74,9 +80,8 @@ class Accounting:
     details: str
     failure: str | None
     brief_details: str = ""
-    #: ``{"results": [the test's SLO verdicts], "evidence": its figures for the session's
-    #: gate or None}``, when either gate applies (None otherwise).
-    slo: dict[str, Any] | None = None
+    #: The test's SLO verdicts (``slo.Verdict.to_json``) when its marker sets gates.
+    slo: list[dict[str, Any]] | None = None
 
 
 class KVSession:
@@ -92,6 +97,7 @@ class KVSession:
             factories=list(settings.factories),
             factories_registered=settings.factories_registered,
             waivers=SessionReport.waivers_of(settings.waivers),
+            latency_model=None if settings.latency is None else settings.latency.to_json(),
         )
         #: Node ids of the collected suite's tests that reported (against any factory).
         self.suite_tests: set[str] = set()
@@ -102,10 +108,12 @@ class KVSession:
         self.write_errors: list[tuple[str, Path, str]] = []
         self.recorder = recorder
         recorder.classify_writes((REFERENCE_MODULE, *settings.dal_modules))
-        #: Each application test's SLO evidence, for the session's gate (ini dualcache_slo).
-        self.slo_evidence: dict[str, dict[str, Any]] = {}
         #: The session gate's misses, each with the operations that drove it.
         self.slo_misses: list[str] = []
+        #: Under ``--dualcache-shard``: the node ids this shard kept and deselected, which the
+        #: merge needs to tell the split's deselections from ``-k``'s (``shards.shard_facts``).
+        self.selected: list[str] = []
+        self.deselected: list[str] = []
         if settings.slo is not None:
             self.report.add_slo([])
 
@@ -176,6 +184,9 @@ class KVSession:
         """The test's figures, and the bypasses, budget overruns and SLO misses that fail it."""
         contract_test = item.get_closest_marker("dualcache_clause") is not None
         data = summarize(records, self.rootdir, "contract" if contract_test else "application")
+        requests = item.stash.get(REQUESTS_KEY, None)  # the latency model's request blocks
+        if requests is not None and requests.durations:
+            data["requests"] = {name: list(d) for name, d in sorted(requests.durations.items())}
         problems: list[str] = []
         details: list[str] = []
         brief: list[str] = []
@@ -218,7 +229,10 @@ class KVSession:
                 brief.append(violation.describe(headline=False))
         marker = item.get_closest_marker("dualcache_slo")
         for_session = self.settings.slo is not None and not contract_test
-        slo, misses = judge_test(marker, for_session, records, scope, data, item, self.rootdir)
+        latency_on = self.settings.latency is not None
+        slo, misses = judge_test(
+            marker, for_session, records, scope, data, item, self.rootdir, latency_on
+        )
         for headline, described, brief_described in misses:
             problems.append(headline)
             details.extend(filter(None, [described]))
@@ -273,9 +287,7 @@ class KVSession:
             self.report.waiver_outcome(waived["factory"], waived["clause"], report.nodeid, outcome)
         slo = getattr(report, "dualcache_slo", None)
         if slo is not None:
-            self.report.add_slo(slo["results"])
-            if slo["evidence"] is not None:
-                self.slo_evidence[report.nodeid] = slo["evidence"]
+            self.report.add_slo(slo)
         data = getattr(report, "dualcache", None)
         if data is not None:
             self.report.add(report.nodeid, data)
@@ -296,7 +308,8 @@ class KVSession:
             if marker is None:
                 continue
             try:
-                marker_objectives(marker.args, marker.kwargs)
+                objectives = marker_objectives(marker.args, marker.kwargs)
+                objectives.check_measurable(latency_on=self.settings.latency is not None)
             except SLOError as exc:
                 raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
         try:
@@ -309,18 +322,31 @@ class KVSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         # A DAL module may become importable only once the test files beside it are imported.
         check_imported(self.settings.unimported_dal_modules, f"ini {SETTINGS['dal_modules'].ini}")
+        if self.settings.shard is not None:
+            self.selected = [item.nodeid for item in session.items]
+            self._to_controller("dualcache_shard_tests", [self.selected, self.deselected])
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.report.deselected += len(items)
+        if self.settings.shard is not None:
+            self.deselected.extend(item.nodeid for item in items)
+        self._to_controller("dualcache_deselected", self.report.deselected)
+
+    def _to_controller(self, key: str, value: object) -> None:
+        """Hand what collection found to xdist's controller, which collects nothing itself."""
         workeroutput = getattr(self.config, "workeroutput", None)
-        if workeroutput is not None:  # an xdist worker: the controller collects nothing
-            workeroutput["dualcache_deselected"] = self.report.deselected
+        if workeroutput is not None:
+            workeroutput[key] = value
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        deselected = getattr(node, "workeroutput", {}).get("dualcache_deselected")
-        if isinstance(deselected, int):  # every worker collects (and deselects) the same
+        # Every worker collects (and deselects) the same tests: one worker's figures are all.
+        output = getattr(node, "workeroutput", {})
+        deselected = output.get("dualcache_deselected")
+        if isinstance(deselected, int):
             self.report.deselected = max(self.report.deselected, deselected)
+        if "dualcache_shard_tests" in output and not self.selected:
+            self.selected, self.deselected = output["dualcache_shard_tests"]
         if error == "keyboard-interrupt":  # xdist's word for a worker that was interrupted
             self.report.stop(WORKER_INTERRUPTED)
         elif error:
@@ -333,7 +359,7 @@ class KVSession:
         exc = excinfo.value
         if WORKER_INTERRUPTED in self.report.stopped and type(exc) is not KeyboardInterrupt:
             return  # xdist stopping the session because a worker was interrupted: said already
-        self.report.stop(_interruption(exc))
+        self.report.stop(interruption(exc))
 
     # --- the end of the session ---------------------------------------------------------------
 
@@ -350,9 +376,7 @@ class KVSession:
                 self.cost_verdict = judge_cost(self.settings.baseline, self.report.tests, limit)
                 session.testsfailed += int(self.cost_verdict.failed)  # exit code 1
         if not self.is_worker and self.settings.slo is not None:
-            by_test = dict(sorted(self.slo_evidence.items()))
-            where = f"the application's {len(by_test)} test{'' if len(by_test) == 1 else 's'}"
-            verdicts = judge(self.settings.slo, merge(by_test.values()), SESSION, where)
+            verdicts, by_test = judge_session(self.settings.slo, self.report.tests)
             self.report.add_slo(verdict.to_json() for verdict in verdicts)
             self.slo_misses = [describe_session_miss(v, by_test) for v in verdicts if not v.passed]
             if self.slo_misses:
@@ -364,7 +388,7 @@ class KVSession:
             return
         for flag in (session.shouldfail, session.shouldstop):  # -x, --maxfail, a plugin
             if flag:
-                self.report.stop(_stopped_early(flag))
+                self.report.stop(stopped_early(flag))
         if exitstatus == pytest.ExitCode.INTERRUPTED and self.report.complete:
             self.report.stop("interrupted")
         if self.settings.report_path is not None:
@@ -388,10 +412,10 @@ class KVSession:
             count_in_summary_line(self.config, ON_THE_REFERENCE, len(self.suite_tests))
 
     def _report_json(self) -> dict[str, Any]:
-        """The JSON report, marked ``"shard": "I/N"`` under ``--dualcache-shard``."""
+        """The JSON report; under ``--dualcache-shard`` also what the merge needs (``shards``)."""
         data = self.report.to_json()
         if self.settings.shard is not None:
-            data[SHARD_KEY] = "{}/{}".format(*self.settings.shard)
+            data.update(shard_facts(self.settings.shard, self.selected, self.deselected))
         return data
 
     def _write_pages(self) -> None:
@@ -476,20 +500,3 @@ def _take(item: pytest.Item, key: pytest.StashKey[Accounting]) -> Accounting | N
     if value is not None:
         del item.stash[key]
     return value
-
-
-def _interruption(exc: BaseException) -> str:
-    """Why an interrupted session stopped, in words that are the same run after run."""
-    if isinstance(exc, pytest.exit.Exception):
-        return f"stopped by pytest.exit(): {exc.msg}" if exc.msg else "stopped by pytest.exit()"
-    message = str(exc).strip()
-    if message == "True":  # Interrupted(session.shouldstop) when a plugin set it to True
-        return _stopped_early(True)
-    if type(exc) is KeyboardInterrupt or not message:
-        return f"interrupted ({type(exc).__name__})"
-    return _stopped_early(message)
-
-
-def _stopped_early(flag: object) -> str:
-    """The reason for a ``session.shouldstop``/``shouldfail`` (a string or True)."""
-    return f"stopped early: {flag}" if isinstance(flag, str) else "stopped early"

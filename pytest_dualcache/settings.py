@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .bill import CostLimit
     from .budget import KVBudget
     from .factories import Waiver
+    from .latency import LatencyModel
     from .limits import KVPlan
     from .runtime.wrangler import WranglerConfig
     from .slo import Objectives
@@ -134,6 +135,8 @@ class DualCacheSettings:
     wrangler: WranglerConfig | None = None
     #: Whether the ``workers``/``pyodide``/``js`` import hook is installed for the session.
     workers_shim: bool = False
+    #: ``dualcache_latency``: the simulated latency model; None when off (the default).
+    latency: LatencyModel | None = None
 
 
 def given(config: pytest.Config, name: str) -> tuple[Any, str] | None:
@@ -215,6 +218,7 @@ def resolve_settings(
         kv_allow=tuple(_value(config, "kv_allow")[0]),
         wrangler=wrangler,
         workers_shim=wrangler is not None if shim is None else shim[0] == "on",
+        latency=_latency(config),
     )
     if before_user_code is not None:
         before_user_code(settings)
@@ -248,6 +252,8 @@ def _resolve_session_settings(
     try:
         budget = KVBudget.parse(settings.kv_budget_spec, f"ini {SETTINGS['kv_budget'].ini}")
         slo = Objectives.parse(_value(config, "slo")[0] or "", f"ini {SETTINGS['slo'].ini}")
+        if slo is not None:
+            slo.check_measurable(latency_on=settings.latency is not None)
     except (BudgetError, SLOError) as exc:
         raise pytest.UsageError(str(exc)) from None
     growth, source = _value(config, "max_growth")
@@ -301,6 +307,20 @@ def _cost_limit(config: pytest.Config, *, baseline_given: bool) -> CostLimit | N
         raise pytest.UsageError(f"{found[1]}: needs {option} (the bill to compare with)")
     try:
         return CostLimit.parse(str(found[0]), found[1])
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _latency(config: pytest.Config) -> LatencyModel | None:
+    """``dualcache_latency`` as a model (None for ``off``); resolved in every session, since
+    the fixtures spend it with or without ``--dualcache``. ``off`` imports nothing."""
+    value, source = _value(config, "latency")
+    if value == "off":
+        return None
+    from .latency import resolve
+
+    try:
+        return resolve(str(value), source, config.rootpath)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
 

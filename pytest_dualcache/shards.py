@@ -7,9 +7,15 @@ file is what ``report.py`` itself writes for those tests; nothing is summed twic
 What a shard cannot tell us is refused rather than guessed: a missing or repeated shard,
 shards of different report or plugin versions, a test in two shards, factories or waivers
 that differ, and sections this merge does not know how to combine. ``deselected`` is the
-one figure a splitter muddles (pytest-split deselects the other shards' tests): a shard
-that says how many of its deselections were the split's (``split_deselected``) is exact;
-shards that say nothing must agree.
+one figure a splitter muddles (pytest-split deselects the other shards' tests, as ``-k``
+would): each shard also lists the tests it kept and deselected (``shard_tests``), and the
+unsplit run deselects what some shard deselected and none kept, whether the shards split
+one collection (pytest-split) or collected different paths.
+
+SLO verdicts: a test's (its marker's) are kept as its shard judged them; the session's
+(ini ``dualcache_slo``) are judged again over every shard's application tests, from the
+``slo_evidence`` each carries, as an unsplit run judges them. The ``latency`` section's
+model must be the same in every shard; its figures are derived from the tests' requests.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .report import REPORT_VERSION, WAIVER_OUTCOMES, SessionReport
+from .slo import SESSION, Objectives, judge_session
 
 SHARD_KEY = "shard"
 #: Top-level keys a shard may carry beyond ``SessionReport.to_json``'s.
-SHARD_ONLY_KEYS = (SHARD_KEY, "split_deselected", "plugin_version")
+SHARD_ONLY_KEYS = (SHARD_KEY, "shard_tests", "plugin_version")
 #: Recomputed from the tests by ``SessionReport``, never read from a shard.
 DERIVED_KEYS = ("complete", "totals", "groups", "bill", "timeline")
+#: Combined by this merge: ``slo`` (see the module) and ``latency`` (its model checked).
+MERGED_KEYS = ("slo", "latency")
 
 
 class ShardError(ValueError):
@@ -51,13 +60,14 @@ def merge_shards(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     _check_same(ordered, "version", "report version")
     _check_same(ordered, "plugin_version", "pytest-dualcache version")
     _check_same(ordered, "factories", "factories")
+    _check_same_model(ordered)
     first_name, first = ordered[0]
     if first["version"] != REPORT_VERSION:
         raise ShardError(
             f"{first_name}: report version {first['version']}; this pytest-dualcache merges "
             f"version {REPORT_VERSION}: run the shards with it"
         )
-    known = {*SessionReport().to_json(), *DERIVED_KEYS, *SHARD_ONLY_KEYS}
+    known = {*SessionReport().to_json(), *DERIVED_KEYS, *SHARD_ONLY_KEYS, *MERGED_KEYS}
     for name, report in ordered:
         extra = sorted(set(report) - known)
         if extra:
@@ -67,6 +77,7 @@ def merge_shards(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         factories_registered=bool(first["factories"]["registered"]),
         waivers=_merged_waivers(ordered),
         deselected=_deselected(ordered),
+        latency_model=first["latency"]["model"] if "latency" in first else None,
     )
     owner: dict[str, str] = {}
     for name, report in ordered:
@@ -79,7 +90,71 @@ def merge_shards(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             merged.stop(reason)
         merged.crashed_workers.extend(report["crashed_workers"])
         merged.missing_tests.extend(report["missing_tests"])
+    _merge_slo(ordered, merged)
     return merged.to_json()
+
+
+def _check_same_model(ordered: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Every shard ran the same latency model (or none did): its figures pool only then."""
+    first_name, first = ordered[0]
+    model = first.get("latency", {}).get("model")
+    for name, report in ordered[1:]:
+        other = report.get("latency", {}).get("model")
+        if other != model:
+            raise ShardError(
+                f"shards of different latency models (ini dualcache_latency): {first_name} has "
+                f"{model!r}, {name} has {other!r}"
+            )
+
+
+def _merge_slo(ordered: Sequence[tuple[str, Mapping[str, Any]]], merged: SessionReport) -> None:
+    """The tests' SLO verdicts of every shard, and the session's judged again over all the
+    shards' application tests (refused when a shard's gates differ or a test lacks the
+    evidence to judge them)."""
+    if not any("slo" in report for _, report in ordered):
+        return
+    gates = {name: _session_gates(report) for name, report in ordered}
+    first_name = ordered[0][0]
+    for name, found in gates.items():
+        if found != gates[first_name]:
+            raise ShardError(
+                f"shards of different session SLO gates (ini dualcache_slo): {first_name} has "
+                f"{gates[first_name] or 'none'}, {name} has {found or 'none'}"
+            )
+    merged.add_slo(
+        result
+        for _, report in ordered
+        for result in report.get("slo", [])
+        if result["scope"] != SESSION
+    )
+    objectives = Objectives.of_session(
+        result for result in ordered[0][1].get("slo", []) if result["scope"] == SESSION
+    )
+    if objectives is None:
+        return
+    for nodeid, data in merged.tests.items():
+        if data.get("group") == "application" and "slo_evidence" not in data:
+            shard = _owner(ordered, nodeid)
+            raise ShardError(
+                f"cannot judge the session's SLO gates again: {nodeid} (in {shard}) carries no "
+                "slo_evidence, the figures they are judged on; run every shard with this "
+                "pytest-dualcache and the same ini dualcache_slo"
+            )
+    verdicts, _ = judge_session(objectives, merged.tests)
+    merged.add_slo(verdict.to_json() for verdict in verdicts)
+
+
+def _session_gates(report: Mapping[str, Any]) -> str:
+    """A shard's session SLO gates as text (``do_hit_rate >= 0.7, ...``; "" for none)."""
+    objectives = Objectives.of_session(
+        result for result in report.get("slo", []) if result["scope"] == SESSION
+    )
+    return "" if objectives is None else str(objectives)
+
+
+def _owner(ordered: Sequence[tuple[str, Mapping[str, Any]]], nodeid: str) -> str:
+    """The name of the shard whose report holds ``nodeid``."""
+    return next(name for name, report in ordered if nodeid in report["tests"])
 
 
 def _in_shard_order(
@@ -135,13 +210,31 @@ def _merged_waivers(ordered: Sequence[tuple[str, Mapping[str, Any]]]) -> list[di
 
 
 def _deselected(ordered: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
-    """Tests deselected on purpose (-k, -m), the same in every shard once the split's own
-    deselections are taken off."""
-    counts = {name: r["deselected"] - r.get("split_deselected", 0) for name, r in ordered}
-    if len(set(counts.values())) > 1:
-        shown = ", ".join(f"{name}: {count}" for name, count in counts.items())
-        raise ShardError(
-            f"the shards deselected different numbers of tests ({shown}); a shard must say "
-            'how many the split itself deselected ("split_deselected")'
-        )
-    return next(iter(counts.values()))
+    """Tests the unsplit run deselects on purpose (-k, -m): those some shard deselected and
+    no shard kept. Shards that do not list their tests must have deselected the same number."""
+    if not all("shard_tests" in report for _, report in ordered):
+        counts = {name: report["deselected"] for name, report in ordered}
+        if len(set(counts.values())) > 1:
+            shown = ", ".join(f"{name}: {count}" for name, count in counts.items())
+            raise ShardError(
+                f"the shards deselected different numbers of tests ({shown}) and do not list "
+                'the tests each kept ("shard_tests"): write them with this pytest-dualcache'
+            )
+        return next(iter(counts.values()))
+    kept = {nodeid for _, report in ordered for nodeid in report["shard_tests"]["selected"]}
+    return len(
+        {nodeid for _, report in ordered for nodeid in report["shard_tests"]["deselected"]} - kept
+    )
+
+
+def shard_facts(shard: tuple[int, int], selected: list[str], deselected: list[str]) -> dict:
+    """What a shard's report adds for the merge: which shard it is, the tests it kept and
+    deselected, and the plugin version that wrote it (shards of different versions are not
+    merged)."""
+    from importlib.metadata import version
+
+    return {
+        SHARD_KEY: "{}/{}".format(*shard),
+        "shard_tests": {"selected": sorted(selected), "deselected": sorted(deselected)},
+        "plugin_version": version("pytest-dualcache"),
+    }

@@ -10,9 +10,15 @@ the report's route share does. Each metric is a floor (a rate: at least) or a
 ceiling (a count or a time: at most); ``name=N`` means what the marker's ``name=N`` means,
 and ``>=``/``<=`` spell the same direction out.
 
-Each test's figures travel as plain data (``evidence``), so pytest-xdist carries them to
-the controller, which sums them (``merge``) for the session's gate. A miss lists the
-operations that drove it, by call site (and, over the session, by test).
+``p95_ms`` is a ceiling on response times: the p95 of each request name's
+``dualcache_env.request`` blocks (the slowest name is the figure), simulated by the latency
+model (``latency.py``); with the model off a ``p95_ms`` gate is a usage error, not a pass.
+
+Each test's figures travel as plain data (``slo_metrics.evidence``, in the test's report
+entry as ``slo_evidence`` when the session's gate needs them), so pytest-xdist carries them
+to the controller, which sums them (``merge``) for the session's gate, and a merge of shard
+reports judges it again (``judge_session``). A miss lists the operations that drove it, by
+call site (and, over the session, by test); a ``p95_ms`` miss lists the slow requests.
 """
 
 from __future__ import annotations
@@ -24,17 +30,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .budget import KVBudget, operation_lines, spans
+from .budget import KVBudget, operation_lines
+from .latency import pooled, summarize
 from .ledger import OperationRecord
-from .report import call_site_text
+from .slo_metrics import (  # the measuring half: what each gate reads, and how
+    Measurement,
+    cache_misses,
+    evidence,
+    kv_error_records,
+    kv_writes,
+    measure,
+    merge,
+    with_requests,
+)
 
 if TYPE_CHECKING:
     import pytest
 
     from .recorder import Scope
 
-#: The errors ``kv_errors`` counts: the KV namespace's answers (not injected faults).
-KV_ERROR_TYPES = ("KVRateLimitError", "KVQuotaError")
+#: The ini key of the session's gate, as its verdicts name their source.
+INI_SOURCE = "ini dualcache_slo"
 #: Where the session's gate is reported, in the JSON's ``scope`` and the terminal.
 SESSION = "session"
 #: Most call sites and tests a session failure lists for each figure.
@@ -109,9 +125,7 @@ class Objectives:
             if metric is None:
                 raise SLOError(f"{source}: unknown metric {name!r}; use {', '.join(METRICS)}")
             gates.append(Gate(name, _checked(source, metric, limit)))
-        objectives = cls(tuple(gates), source)
-        objectives.check_measurable()
-        return objectives
+        return cls(tuple(gates), source)
 
     @classmethod
     def parse(cls, text: str, source: str) -> Objectives | None:
@@ -141,14 +155,20 @@ class Objectives:
             limits[name] = float(amount) if "." in amount else int(amount)
         return cls.of(source, **limits) if limits else None
 
-    def check_measurable(self) -> None:
-        """Refuse a gate this session cannot measure: ``p95_ms`` needs the latency model."""
-        if any(gate.metric == "p95_ms" for gate in self.gates):
+    def check_measurable(self, *, latency_on: bool) -> None:
+        """Refuse a gate this session cannot measure: ``p95_ms`` needs the latency model
+        (with it off every response time would be 0 ms, a pass that means nothing)."""
+        if not latency_on and any(gate.metric == "p95_ms" for gate in self.gates):
             raise SLOError(
-                f"{self.source}: p95_ms needs the simulated latency model, which this "
-                "pytest-dualcache does not have yet; without it there are no response times "
-                "to gate"
+                f"{self.source}: p95_ms needs the simulated latency model, which is off; set "
+                "ini dualcache_latency = seed (or a PATH.toml) to time requests"
             )
+
+    @classmethod
+    def of_session(cls, results: Iterable[Mapping[str, Any]]) -> Objectives | None:
+        """The session's gates as its JSON verdicts state them (None: the report has none)."""
+        gates = tuple(Gate(r["metric"], r["limit"]) for r in results if r["scope"] == SESSION)
+        return cls(gates, INI_SOURCE) if gates else None
 
     def __str__(self) -> str:
         """Every gate, comma-separated, for messages that name them all."""
@@ -182,147 +202,51 @@ def judge_test(
     data: dict[str, Any],
     item: pytest.Item,
     rootdir: Path,
-) -> tuple[dict[str, Any] | None, list[tuple[str, str, str]]]:
-    """A test's SLO data for its report (its verdicts, and its evidence when the session's
-    gate needs it), and each miss of its marker's gates as (headline, details, details
-    without the headline)."""
+    latency_on: bool,
+) -> tuple[list[dict[str, Any]] | None, list[tuple[str, str, str]]]:
+    """A test's SLO verdicts for its report (None: no marker), and each miss of its marker's
+    gates as (headline, details, details without the headline). When the session's gate
+    needs it (``for_session``), the test's evidence goes into ``data`` as ``slo_evidence``."""
     try:
         objectives = None if marker is None else marker_objectives(marker.args, marker.kwargs)
+        if objectives is not None:
+            objectives.check_measurable(latency_on=latency_on)
     except SLOError as exc:  # a marker added while the test ran: collection checked the rest
         return None, [(str(exc), "", "")]
     if objectives is None and not for_session:
         return None, []
     cache = scope.records(kind="do", where=lambda ledger: ledger.do_cache)
     found = evidence(records, cache, data["do"]["sets"], rootdir)
-    verdicts = [] if objectives is None else judge(objectives, found, item.nodeid, "this test")
+    if for_session:
+        data["slo_evidence"] = found
+    if objectives is None:
+        return None, []
+    verdicts = judge(objectives, with_requests(found, data), item.nodeid, "this test")
+    requests = {item.nodeid: data.get("requests", {})}
     misses = [
         (
             verdict.headline,
-            describe_test_miss(verdict, records, cache),
-            describe_test_miss(verdict, records, cache, headline=False),
+            describe_test_miss(verdict, records, cache, requests),
+            describe_test_miss(verdict, records, cache, requests, headline=False),
         )
         for verdict in verdicts
         if not verdict.passed
     ]
-    results = [verdict.to_json() for verdict in verdicts]
-    return {"results": results, "evidence": found if for_session else None}, misses
+    return [verdict.to_json() for verdict in verdicts], misses
 
 
-# --- measuring ---------------------------------------------------------------------------------
-
-
-def kv_error_records(records: Iterable[OperationRecord]) -> list[OperationRecord]:
-    """The 429s and quota errors KV answered (retried or not); injected faults left out."""
-    return [
-        r
-        for r in records
-        if r.store_kind == "kv" and not r.ok and r.error_type in KV_ERROR_TYPES and not r.injected
-    ]
-
-
-def kv_writes(records: Iterable[OperationRecord]) -> list[OperationRecord]:
-    """The successful KV writes (what a KV budget's ``writes`` counts)."""
-    return [r for r in records if r.store_kind == "kv" and r.ok and r.op == "put"]
-
-
-def cache_misses(cache_records: Iterable[OperationRecord]) -> list[OperationRecord]:
-    """The built-in DO cache's gets that found nothing (as the report counts them)."""
-    return [r for r in cache_records if r.op == "get" and r.ok and not r.bytes]
-
-
-def evidence(
-    records: list[OperationRecord],
-    cache_records: list[OperationRecord],
-    do_writes: int,
-    rootdir: Path,
-) -> dict[str, Any]:
-    """One test's figures as plain data: built-in DO cache gets and misses by call site, DO
-    writes (``do_writes``: the report's DO sets), KV writes by UTC day and call site, and the
-    KV errors KV answered by error and call site."""
-
-    def sites(chosen: Iterable[OperationRecord]) -> dict[str, int]:
-        """Operations counted by call site (relative to the rootdir, as the report shows it)."""
-        return dict(sorted(Counter(call_site_text(r, rootdir) for r in chosen).items()))
-
-    gets = [r for r in cache_records if r.op == "get" and r.ok]
-    errors = Counter(
-        f"{r.error_type} ({r.status}) at {call_site_text(r, rootdir)}"
-        for r in kv_error_records(records)
-    )
-    return {
-        "cache_gets": len(gets),
-        "cache_misses": sites(cache_misses(cache_records)),
-        "do_writes": do_writes,
-        "kv_writes": {
-            day.isoformat(): sites(day_records)
-            for day, day_records in spans(kv_writes(records), "day")
-            if day is not None
-        },
-        "kv_errors": dict(sorted(errors.items())),
+def judge_session(
+    objectives: Objectives, tests: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[Verdict], dict[str, dict[str, Any]]]:
+    """The session's gates over the application's tests (those of ``tests``, report
+    entries, that carry ``slo_evidence``), and each test's evidence by node id, sorted."""
+    by_test = {
+        nodeid: with_requests(tests[nodeid]["slo_evidence"], tests[nodeid])
+        for nodeid in sorted(tests)
+        if "slo_evidence" in tests[nodeid]
     }
-
-
-def merge(evidences: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The sum of several tests' evidence (the session's)."""
-    total: dict[str, Any] = {
-        "cache_gets": 0,
-        "cache_misses": Counter(),
-        "do_writes": 0,
-        "kv_writes": {},
-        "kv_errors": Counter(),
-    }
-    for found in evidences:
-        total["cache_gets"] += found["cache_gets"]
-        total["do_writes"] += found["do_writes"]
-        total["cache_misses"].update(found["cache_misses"])
-        total["kv_errors"].update(found["kv_errors"])
-        for day, day_sites in found["kv_writes"].items():
-            total["kv_writes"].setdefault(day, Counter()).update(day_sites)
-    return total
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """A metric's figure over a scope (None: nothing to measure) and the words for it."""
-
-    value: float | None
-    figures: str
-    #: The days a per-day figure went over (ISO dates), for the failure's detail.
-    days: tuple[str, ...] = ()
-
-
-def measure(gate: Gate, found: Mapping[str, Any], where: str) -> Measurement:
-    """``gate``'s metric over the evidence ``found`` (``where``: "this test", ...)."""
-    misses = sum(found["cache_misses"].values())
-    kv_written = sum(sum(day.values()) for day in found["kv_writes"].values())
-    if gate.metric == "do_hit_rate":
-        gets = found["cache_gets"]
-        if not gets:
-            return Measurement(None, f"no gets on the built-in DO cache in {where}")
-        return Measurement(
-            _ratio(gets - misses, gets), f"{gets - misses} of {gets} DO cache gets hit"
-        )
-    if gate.metric == "do_write_share":
-        writes = found["do_writes"] + kv_written
-        if not writes:
-            return Measurement(None, f"no writes to the DO or KV in {where}")
-        return Measurement(
-            _ratio(found["do_writes"], writes),
-            f"{found['do_writes']} of {writes} writes went to the DO, {kv_written} to KV",
-        )
-    if gate.metric == "kv_errors":
-        errors = sum(found["kv_errors"].values())
-        return Measurement(errors, f"KV answered {errors} rate-limit (429) or quota errors")
-    per_day = {day: sum(day_sites.values()) for day, day_sites in found["kv_writes"].items()}
-    busiest = max(per_day.values(), default=0)
-    over = tuple(sorted(day for day, n in per_day.items() if not gate.holds(n)))
-    when = f" on {max(sorted(per_day), key=per_day.__getitem__)} (UTC)" if per_day else ""
-    return Measurement(busiest, f"{busiest} KV writes{when}, the busiest day", over)
-
-
-def _ratio(part: int, whole: int) -> float:
-    """``part / whole`` to 6 places, as the report rounds its rates (same run, same figure)."""
-    return round(part / whole, 6)
+    where = f"the application's {len(by_test)} test{'' if len(by_test) == 1 else 's'}"
+    return judge(objectives, merge(by_test.values()), SESSION, where), by_test
 
 
 # --- judging -----------------------------------------------------------------------------------
@@ -375,6 +299,7 @@ class Verdict:
 _NEEDS = {
     "do_hit_rate": "read through the built-in DO cache (DualCacheEnv.do, the do_cache fixture)",
     "do_write_share": "write through the DO cache or KV",
+    "p95_ms": "time requests: with dualcache_env.request(name): ...",
 }
 
 
@@ -392,14 +317,18 @@ def describe_test_miss(
     verdict: Verdict,
     records: list[OperationRecord],
     cache_records: list[OperationRecord],
+    requests: Mapping[str, Mapping[str, list[int]]],
     *,
     headline: bool = True,
 ) -> str:
-    """A test's miss: the headline (unless said already) and each operation that drove it."""
+    """A test's miss: the headline (unless said already) and each operation that drove it
+    (for ``p95_ms``, its slow requests: ``requests`` are its own, under its node id)."""
     lines = [verdict.headline] if headline else []
     metric = verdict.gate.metric
     if verdict.measured.value is None:
         return "\n".join(lines)
+    if metric == "p95_ms":
+        return "\n".join(lines + slow_request_lines(verdict.gate.limit, requests, by_test=False))
     if metric == "kv_writes_per_day":
         budget = KVBudget.of(verdict.source, per="day", writes=int(verdict.gate.limit))
         for violation in budget.violations(kv_writes(records)):
@@ -423,7 +352,10 @@ def describe_session_miss(verdict: Verdict, by_test: Mapping[str, Mapping[str, A
     lines = [verdict.headline]
     if verdict.measured.value is None:
         return "\n".join(lines)
-    if verdict.gate.metric == "kv_writes_per_day":
+    if verdict.gate.metric == "p95_ms":
+        requests = {nodeid: found["requests"] for nodeid, found in by_test.items()}
+        lines += slow_request_lines(verdict.gate.limit, requests, by_test=True)
+    elif verdict.gate.metric == "kv_writes_per_day":
         for day in verdict.measured.days:
             label = f"KV writes on {day} (UTC)"
             lines += _grouped(
@@ -471,6 +403,42 @@ def _grouped(
         lines.extend(f"  {count:>5} x {name}" for name, count in ranked[:TOP])
         if len(ranked) > TOP:
             lines.append(f"  ... and {len(ranked) - TOP} more")
+    return lines
+
+
+def slow_request_lines(
+    limit_ms: float, requests: Mapping[str, Mapping[str, list[int]]], *, by_test: bool
+) -> list[str]:
+    """A ``p95_ms`` miss's detail: each request name whose p95 is over ``limit_ms``, slowest
+    first, with its figures; ``by_test``: then the tests with requests slower than the
+    limit, most first (``requests``: each test's durations by name, by node id)."""
+    figures = summarize(pooled(requests.values()))
+    over = sorted(
+        (name for name, data in figures.items() if data["p95_ms"] > limit_ms),
+        key=lambda name: (-figures[name]["p95_ms"], name),
+    )
+    lines = [
+        f"{len(over)} request name{'' if len(over) == 1 else 's'} over {limit_ms:g} ms at p95:"
+    ]
+    for name in over[:TOP]:
+        data = figures[name]
+        lines.append(
+            f"  {name}: {data['count']} requests, p50 {data['p50_ms']:g} ms, p95 "
+            f"{data['p95_ms']:g} ms, p99 {data['p99_ms']:g} ms, max {data['max_ms']:g} ms"
+        )
+    if not by_test:
+        return lines
+    slow = Counter(
+        {
+            nodeid: sum(us > limit_ms * 1000 for name in over for us in durations.get(name, ()))
+            for nodeid, durations in requests.items()
+        }
+    )
+    ranked = sorted(((n, c) for n, c in slow.items() if c), key=lambda item: (-item[1], item[0]))
+    lines.append(f"requests slower than {limit_ms:g} ms by test:")
+    lines.extend(f"  {count:>5} x {nodeid}" for nodeid, count in ranked[:TOP])
+    if len(ranked) > TOP:
+        lines.append(f"  ... and {len(ranked) - TOP} more")
     return lines
 
 

@@ -159,6 +159,13 @@ SETTINGS: dict[str, Setting] = {
     "slo": Setting(
         "SLO gates over your tests under --dualcache, e.g. kv_errors=0", ini="dualcache_slo"
     ),
+    "latency": Setting(
+        "simulated latency of every KV and DO cache operation of your tests' dualcache_env: "
+        "off, seed (the seed's table: KV writes 50 ms, reads 10-50 ms, the DO under 1 ms) or "
+        "a PATH.toml relative to the rootdir; never in the contract suite",
+        default="off",
+        ini="dualcache_latency",
+    ),
     "dal_modules": Setting(
         "modules (and their submodules) whose KV writes count as via the cache layer",
         default=(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import types
 
@@ -10,7 +11,9 @@ import pytest
 from pytest_dualcache.clock import VirtualClock
 from pytest_dualcache.durable import DurableObjectCache, MemoryEngine, RedisEngine
 from pytest_dualcache.env import BindingNames, DualCacheEnv, FeatureFlag, is_do_cache_enabled
-from pytest_dualcache.kv import KVNamespace
+from pytest_dualcache.kv import KVNamespace, KVRateLimitError
+from pytest_dualcache.latency import SEED_TABLE, Latency, LatencyModel, RequestRecorder
+from pytest_dualcache.settings import DualCacheSettings
 from pytest_dualcache.workers import WorkersEnv
 
 # --- defaults -------------------------------------------------------------------------------
@@ -424,3 +427,112 @@ def test_workers_env_sees_namespaces_added_later():
     workers_env = env.workers()
     sessions = env.add_kv_namespace("SESSIONS")
     assert workers_env.SESSIONS.namespace is sessions
+
+
+# --- the simulated latency model ------------------------------------------------------------------
+
+START = 1_767_571_200.0  # the virtual clock's default start
+#: Fixed figures, so every sum below is exact: KV (ms) put 50, get 10, delete 40, list 20;
+#: every DO cache operation 0.5.
+FIXED = {
+    "kv": {"put": Latency(50_000, 50_000), "get": Latency(10_000, 10_000)}
+    | {"delete": Latency(40_000, 40_000), "list": Latency(20_000, 20_000)},
+    "do": {"default": Latency(500, 500)},
+}
+
+
+def _timed_env(**kwargs: object) -> DualCacheEnv:
+    return DualCacheEnv(latency=LatencyModel(FIXED), **kwargs)  # type: ignore[arg-type]
+
+
+def _elapsed_us(env: DualCacheEnv) -> int:
+    return round((env.clock.now() - START) * 1_000_000)
+
+
+def test_every_kv_and_do_cache_operation_spends_its_latency():
+    env = _timed_env()
+    env.kv.put("k", "v")
+    assert _elapsed_us(env) == 50_000
+    env.kv.get("k")
+    env.kv.get_with_metadata("k")  # a KV read like get
+    env.kv.list()
+    env.kv.delete("k")
+    assert _elapsed_us(env) == 50_000 + 10_000 + 10_000 + 20_000 + 40_000
+    env.do.set("d", 1, ttl=60)
+    env.do.get("d")
+    env.do.list()
+    env.do.delete("d")
+    assert _elapsed_us(env) == 130_000 + 4 * 500
+    # each ledger row keeps when its operation started
+    assert [round((r.at - START) * 1e6) for r in env.kv.ledger.records] == [
+        0,
+        50_000,
+        60_000,
+        70_000,
+        90_000,
+    ]
+    assert [round((r.at - START) * 1e6) for r in env.do.ledger.records] == [
+        130_000,
+        130_500,
+        131_000,
+        131_500,
+    ]
+
+
+def test_another_namespace_the_workers_face_and_a_refused_write_spend_it_too():
+    env = _timed_env()
+    other = env.add_kv_namespace("OTHER_KV")
+    other.put("k", "v")
+    assert _elapsed_us(env) == 50_000
+    asyncio.run(env.workers().CACHE_KV.put("w", "v"))
+    assert _elapsed_us(env) == 100_000
+    with pytest.raises(KVRateLimitError):  # 50 ms later: within the 1 s per-key window
+        other.put("k", "again")
+    assert _elapsed_us(env) == 150_000  # a 429 is a round trip too
+
+
+def test_without_a_model_no_time_is_spent_and_requests_are_untimed():
+    env = DualCacheEnv()
+    with env.request("GET /quote"):
+        env.kv.put("k", "v")
+        env.do.set("d", 1, ttl=60)
+    assert (env.latency, env.latency_meter, env.clock.now()) == (None, None, START)
+    assert env.kv.ledger.latency is None and env.do.ledger.latency is None
+
+
+def test_a_request_is_the_latency_its_operations_spent_nested_ones_included():
+    requests = RequestRecorder()
+    env = _timed_env(requests=requests)
+    with env.request("GET /quote"):
+        env.kv.get("price")
+        env.clock.advance(3600)  # the test moving time on is not a response time
+        with env.request("DO read"):
+            env.do.get("price")
+    env.kv.put("outside", "v")  # in no request
+    assert requests.durations == {"DO read": [500], "GET /quote": [10_500]}
+    refused = pytest.raises(ValueError, match=r"request\(\) takes a non-empty request name, got ''")
+    with refused, env.request(""):
+        pass
+
+
+def test_each_env_draws_from_its_own_fresh_streams():
+    model = LatencyModel(SEED_TABLE, seed=9)
+    model.latency_us("kv", "get")  # the session's model is never drawn from by an env
+    first, second = DualCacheEnv(latency=model), DualCacheEnv(latency=model)
+    for env in (first, second):
+        for i in range(5):
+            env.kv.get(f"k{i}")
+    assert first.clock.now() == second.clock.now() > START
+    assert first.latency is not model and first.latency is not None
+    assert first.latency.seed == 9
+
+
+def test_from_settings_never_reads_the_latency_model_from_the_settings():
+    """The contract suite's harness builds its env so: no clause's timing changes."""
+    settings = DualCacheSettings(latency=LatencyModel(FIXED))
+    env = DualCacheEnv.from_settings(settings)
+    env.kv.put("k", "v")
+    assert (env.latency, env.clock.now()) == (None, START)
+    timed = DualCacheEnv.from_settings(settings, latency=settings.latency)
+    timed.kv.put("k", "v")
+    assert _elapsed_us(timed) == 50_000

@@ -172,6 +172,7 @@ def test_the_public_option_and_ini_names_are_kept():
         "dualcache_waive",
         "dualcache_kv_budget",
         "dualcache_slo",
+        "dualcache_latency",
         "dualcache_dal_modules",
         "dualcache_kv_allow",
         "dualcache_do_binding",
@@ -212,6 +213,10 @@ def test_help_states_the_default_once_from_the_vocabulary():
             {"dualcache_flag_var": "not-a-name"},
             "ini dualcache_flag_var: 'not-a-name' is not a valid binding name (it must be a "
             "Python identifier, since bindings are read as attributes of env)",
+        ),
+        (
+            {"dualcache_latency": "fast"},
+            "ini dualcache_latency: expected off, seed or a PATH.toml, got 'fast'",
         ),
         (
             {"dualcache_kv_binding": "CACHE_DO"},
@@ -294,3 +299,42 @@ def test_session_settings_are_resolved_under_dualcache(tmp_path: Path):
     assert settings.kv_budget is not None
     assert settings.kv_allow == ("tests/*::*",)
     assert list(settings.factories) == ["reference"]
+
+
+# --- the latency model (dualcache_latency) -----------------------------------------------------
+
+
+def test_the_latency_model_is_off_by_default_and_resolved_without_dualcache(tmp_path: Path):
+    from pytest_dualcache.latency import SEED_TABLE
+
+    assert resolve().latency is None
+    assert resolve(ini={"dualcache_latency": " off "}).latency is None
+    seed = resolve(ini={"dualcache_latency": "seed"}).latency
+    assert seed is not None and seed.table is SEED_TABLE and seed.source == "seed"
+    toml = tmp_path / "latency.toml"
+    toml.write_text("seed = 3\n[kv]\nput = 20\n", encoding="utf-8")
+    model = resolve(ini={"dualcache_latency": str(toml)}).latency
+    assert model is not None and (model.seed, model.source) == (3, str(toml))
+    assert model.latency_us("kv", "put") == 20_000
+
+
+def test_an_unreadable_or_invalid_latency_file_is_a_usage_error_naming_the_key(tmp_path: Path):
+    missing = tmp_path / "nope.toml"
+    assert usage_error(ini={"dualcache_latency": str(missing)}).startswith(
+        f"ini dualcache_latency: cannot read {missing}: "
+    )
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[kv]\nput = 'slow'\n", encoding="utf-8")
+    assert usage_error(ini={"dualcache_latency": str(broken)}) == (
+        f"ini dualcache_latency: {broken}: [kv].put: expected milliseconds (a number >= 0), "
+        "got 'slow'"
+    )
+
+
+def test_a_p95_gate_needs_the_latency_model():
+    gate = {"dualcache_slo": "p95_ms<=5"}
+    assert usage_error(options=DUALCACHE, ini=gate).startswith(
+        "ini dualcache_slo: p95_ms needs the simulated latency model, which is off"
+    )
+    settings = resolve(options=DUALCACHE, ini={**gate, "dualcache_latency": "seed"})
+    assert settings.slo is not None and str(settings.slo) == "p95_ms <= 5"

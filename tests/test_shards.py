@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_dualcache.cli import OK, main
 from pytest_dualcache.report import SessionReport
 from pytest_dualcache.shards import ShardError, merge_shards, parse_shard
 
@@ -136,7 +137,7 @@ def test_an_incomplete_shard_makes_an_incomplete_merge() -> None:
         (lambda s: s["shard-2.json"].update(gate={}), r"cannot merge the section 'gate'"),
         (
             lambda s: s["shard-2.json"].update(deselected=9),
-            r"deselected different numbers of tests .*split_deselected",
+            r"deselected different numbers of tests .* do not list the tests each kept",
         ),
     ],
 )
@@ -192,12 +193,33 @@ def test_a_test_in_two_shards_is_refused() -> None:
 
 
 def test_the_splits_own_deselections_are_taken_off() -> None:
-    """pytest-split deselects the other shard's tests; ``split_deselected`` says how many."""
+    """pytest-split deselects the other shard's tests as ``-k`` would; each shard lists what it
+    kept and deselected, so the unsplit run's deselections are exact: ``a`` and ``b``,
+    deselected by ``-k`` in both shards, and none of ``c`` to ``g``, which a shard kept."""
     nodeids = sorted(TESTS)
-    shards = _shards(nodeids[:2], nodeids[2:])
-    shards["shard-1.json"].update(deselected=2 + 3, split_deselected=3)
-    shards["shard-2.json"].update(deselected=2 + 2, split_deselected=2)
+    shards = _shards(nodeids[:3], nodeids[3:])
+    kept = {"shard-1.json": ["c", "d", "e"], "shard-2.json": ["f", "g"]}
+    for name, selected in kept.items():
+        split = [nodeid for other in kept.values() if other is not selected for nodeid in other]
+        shards[name].update(
+            deselected=2 + len(split),
+            shard_tests={"selected": selected, "deselected": ["a", "b", *split]},
+        )
     assert merge_shards(shards)["deselected"] == 2
+
+
+def test_shards_of_different_paths_deselect_what_each_deselected() -> None:
+    """Shards that collected different paths (``pytest tests/unit``, ``pytest tests/api``)
+    deselected on purpose only: the unsplit run deselects all of it."""
+    nodeids = sorted(TESTS)
+    shards = _shards(nodeids[:3], nodeids[3:])
+    shards["shard-1.json"].update(
+        deselected=1, shard_tests={"selected": ["c", "d", "e"], "deselected": ["a"]}
+    )
+    shards["shard-2.json"].update(
+        deselected=2, shard_tests={"selected": ["f", "g"], "deselected": ["b", "h"]}
+    )
+    assert merge_shards(shards)["deselected"] == 3
 
 
 def test_an_older_report_version_is_not_merged() -> None:
@@ -214,3 +236,154 @@ def test_parse_shard() -> None:
     for bad in ("6/5", "a/b", 3, "1/0"):
         with pytest.raises(ShardError, match=r'^x: "shard" must be'):
             parse_shard(bad, "x")
+
+
+# --- SLO verdicts and the latency section --------------------------------------------------------
+
+DAL = """
+import json
+
+from pytest_dualcache import is_do_cache_enabled
+
+
+def put(env, key, value):
+    if is_do_cache_enabled(env):
+        env.do.set(key, value, ttl=3600)
+    else:
+        env.kv.put(key, json.dumps(value), expiration_ttl=3600)
+"""
+
+ON_THE_DO = """
+import pytest
+import seed_dal
+
+
+@pytest.mark.dualcache_slo(p95_ms=1)
+def test_on_the_do(dualcache_env):
+    for i in range(10):
+        with dualcache_env.request("put"):
+            seed_dal.put(dualcache_env, f"k{i}", i)
+"""
+
+ON_KV = """
+import seed_dal
+
+
+def test_on_kv(dualcache_env, dualcache_flag):
+    dualcache_flag.disable()
+    for i in range(10):
+        with dualcache_env.request("put"):
+            seed_dal.put(dualcache_env, f"k{i}", i)
+"""
+
+
+def test_a_sharded_run_with_session_gates_and_latency_merges_into_the_unsplit_report(
+    pytester: pytest.Pytester,
+) -> None:
+    """Each shard judged the session's gates on its own tests; the merge judges them again
+    over both, as the unsplit run did (a shard alone passed ``p95_ms<=1``: the merge fails
+    it), and pools the request durations of both for the latency section."""
+    # Not test_kv.py: this suite's own test_kv module may be imported in this process.
+    pytester.makepyfile(seed_dal=DAL, test_route_do=ON_THE_DO, test_route_kv=ON_KV)
+    pytester.makeini(
+        "[pytest]\ndualcache_latency = seed\ndualcache_dal_modules = seed_dal\n"
+        "dualcache_slo = p95_ms<=1, do_write_share>=0.6\n"
+    )
+    files = ("test_route_do.py", "test_route_kv.py")
+    pytester.runpytest("--dualcache", *files, "--dualcache-report=all.json")
+    for index, path in enumerate(files, start=1):
+        pytester.runpytest(
+            "--dualcache", path, f"--dualcache-shard={index}/2", f"--dualcache-report={index}.json"
+        )
+    shards = {name: json.loads((pytester.path / name).read_text()) for name in ("1.json", "2.json")}
+    assert [(r["complete"], r["incomplete_reasons"]) for r in shards.values()] == [(True, [])] * 2
+    session = [r for r in shards["1.json"]["slo"] if r["scope"] == "session"]
+    assert [(r["metric"], r["measured"], r["passed"]) for r in session] == [
+        ("do_write_share", 1.0, True),
+        ("p95_ms", 0.958, True),
+    ]
+    merged = merge_shards(shards)
+    unsplit = (pytester.path / "all.json").read_text()
+    assert _text(merged) == unsplit
+    paths = [str(pytester.path / name) for name in (*shards, "merged.json")]
+    assert main(["merge", *paths[:2], "-o", paths[2]]) == OK  # python -m pytest_dualcache merge
+    assert (pytester.path / "merged.json").read_text() == unsplit
+    assert [
+        (r["scope"].rpartition("::")[2] or r["scope"], r["metric"], r["measured"], r["passed"])
+        for r in merged["slo"]
+    ] == [
+        ("session", "do_write_share", 0.5, False),
+        ("session", "p95_ms", 50.0, False),
+        ("test_on_the_do", "p95_ms", 0.958, True),
+    ]
+    assert merged["latency"]["requests"]["put"] == {
+        "count": 20,
+        "p50_ms": 0.958,
+        "p95_ms": 50.0,
+        "p99_ms": 50.0,
+        "max_ms": 50.0,
+    }
+
+
+def _with_slo(report: dict[str, Any], gates: list[tuple[str, float]]) -> dict[str, Any]:
+    """``report`` (a shard's JSON) as a run with these session gates writes it."""
+    for data in report["tests"].values():
+        if data["group"] == "application":
+            data["slo_evidence"] = {
+                "cache_gets": 0,
+                "cache_misses": {},
+                "do_writes": 2,
+                "kv_writes": {},
+                "kv_errors": {},
+            }
+    report["slo"] = [
+        {"scope": "session", "metric": metric, "comparison": "<=", "limit": limit}
+        | {"measured": 0, "passed": True}
+        for metric, limit in gates
+    ]
+    return report
+
+
+def test_shards_of_different_session_gates_or_without_evidence_are_refused() -> None:
+    nodeids = sorted(TESTS)
+    shards = _shards(nodeids[:2], nodeids[2:])
+    _with_slo(shards["shard-1.json"], [("kv_errors", 0)])
+    _with_slo(shards["shard-2.json"], [("kv_errors", 1)])
+    with pytest.raises(
+        ShardError,
+        match=r"^shards of different session SLO gates \(ini dualcache_slo\): shard-1\.json "
+        r"has kv_errors <= 0, shard-2\.json has kv_errors <= 1$",
+    ):
+        merge_shards(shards)
+    _with_slo(shards["shard-2.json"], [("kv_errors", 0)])
+    merged = merge_shards(shards)
+    assert merged["slo"] == [
+        {
+            "scope": "session",
+            "metric": "kv_errors",
+            "comparison": "<=",
+            "limit": 0,
+            "measured": 0,
+            "passed": True,
+        }
+    ]
+    del shards["shard-2.json"]["tests"]["tests/test_b.py::test_three"]["slo_evidence"]
+    with pytest.raises(
+        ShardError,
+        match=r"^cannot judge the session's SLO gates again: tests/test_b\.py::test_three "
+        r"\(in shard-2\.json\) carries no slo_evidence",
+    ):
+        merge_shards(shards)
+
+
+def test_shards_of_different_latency_models_are_refused() -> None:
+    nodeids = sorted(TESTS)
+    shards = _shards(nodeids[:2], nodeids[2:])
+    model = {"source": "seed", "seed": 0, "table": {}}
+    shards["shard-1.json"]["latency"] = {"model": model, "requests": {}}
+    with pytest.raises(
+        ShardError, match=r"^shards of different latency models \(ini dualcache_latency\): "
+    ):
+        merge_shards(shards)
+    shards["shard-2.json"]["latency"] = {"model": model, "requests": {"stale": {}}}
+    assert merge_shards(shards)["latency"] == {"model": model, "requests": {}}  # derived

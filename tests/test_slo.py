@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from pathlib import Path
 
 # pytester restores sys.modules after each in-process run: preloading what the contract
 # suite and hypothesis's terminal summary import keeps every --dualcache run from
@@ -27,12 +28,14 @@ from pytest_dualcache.slo import (
     describe_session_miss,
     evidence,
     judge,
+    judge_session,
     kv_error_records,
     marker_objectives,
     measure,
     merge,
     ordered,
     render,
+    slow_request_lines,
 )
 
 SKIP_SUITE = ("-k", "not TestDualCacheContract")
@@ -40,7 +43,10 @@ MONDAY = 1_767_571_200.0  # 2026-01-05T00:00:00Z, the virtual clock's start
 DAY = 86_400
 INI = "ini dualcache_slo"
 MARKER = "@pytest.mark.dualcache_slo"
-LATENCY_OFF = "p95_ms needs the simulated latency model, which this pytest-dualcache does not"
+LATENCY_OFF = (
+    "p95_ms needs the simulated latency model, which is off; set ini dualcache_latency = seed "
+    "(or a PATH.toml) to time requests"
+)
 SLO_NOT_CHECKED = "dualcache: SLO gates were not checked (run with --dualcache to enforce them)"
 
 
@@ -124,13 +130,23 @@ def test_of_keeps_each_gate_with_its_metrics_direction():
         ({"kv_writes_per_day": 2.5}, "kv_writes_per_day must be an int >= 0, got 2.5"),
         ({"kv_writes_per_day": False}, "kv_writes_per_day must be an int >= 0, got False"),
         ({"p95_ms": -5}, "p95_ms must be a number of ms >= 0, got -5"),
-        ({"p95_ms": 5}, LATENCY_OFF),
     ],
 )
 def test_of_refuses_bad_limits_naming_the_source_and_the_bad_part(limits, message):
     with pytest.raises(SLOError) as info:
         Objectives.of(MARKER, **limits)
     assert str(info.value).startswith(f"{MARKER}: {message}")
+
+
+def test_p95_ms_is_measurable_only_with_the_latency_model():
+    objectives = Objectives.parse("kv_errors=0, p95_ms<=5", INI)
+    assert objectives is not None
+    assert objectives.gates == (Gate("kv_errors", 0), Gate("p95_ms", 5))
+    objectives.check_measurable(latency_on=True)
+    with pytest.raises(SLOError) as info:
+        objectives.check_measurable(latency_on=False)
+    assert str(info.value) == f"{INI}: {LATENCY_OFF}"
+    Objectives.of(MARKER, kv_errors=0).check_measurable(latency_on=False)  # no p95_ms: fine
 
 
 def test_the_marker_takes_keywords_only():
@@ -191,7 +207,6 @@ def test_parse_gives_counts_as_ints_and_rates_as_numbers():
         ("do_hit_rate>=70", "do_hit_rate is a rate from 0 to 1, got 70"),
         ("kv_writes_per_day<=0.5", "kv_writes_per_day must be an int >= 0, got 0.5"),
         ("kv_errors=0, kv_errors=1", "kv_errors is given twice"),
-        ("p95_ms<=5", LATENCY_OFF),
     ],
 )
 def test_parse_errors_name_the_ini_key_and_the_bad_part(text, message):
@@ -343,6 +358,66 @@ def test_merge_sums_tests_by_day_and_site():
         "2026-01-06": {"w": 4},
     }
     assert dict(total["kv_errors"]) == {"e": 2}
+
+
+def _timed(requests: dict[str, list[int]]) -> dict[str, object]:
+    """A test's evidence with nothing but its timed requests (durations in microseconds)."""
+    found = evidence([], [], do_writes=0, rootdir=Path("/"))
+    return {**found, "requests": requests}
+
+
+def test_p95_ms_is_the_p95_of_the_slowest_request_name():
+    # get: the 19th of 20 by nearest rank is 10 ms (one 50 ms outlier); put: 50 ms
+    found = _timed({"get": [10_000] * 19 + [50_000], "put": [50_000] * 3})
+    (p95,) = judge(Objectives.of(MARKER, p95_ms=5), found, "t.py::test", "this test")
+    assert (p95.measured.value, p95.passed) == (50.0, False)
+    assert p95.headline == (
+        "expected p95_ms <= 5, measured 50: p95 of 3 'put' requests, the slowest of 2 "
+        f"request names ({MARKER})"
+    )
+    (met,) = judge(Objectives.of(MARKER, p95_ms=50), found, "t.py::test", "this test")
+    assert (met.measured.value, met.passed) == (50.0, True)
+    assert slow_request_lines(5, {"t.py::test": found["requests"]}, by_test=False) == [
+        "2 request names over 5 ms at p95:",
+        "  put: 3 requests, p50 50 ms, p95 50 ms, p99 50 ms, max 50 ms",
+        "  get: 20 requests, p50 10 ms, p95 10 ms, p99 50 ms, max 50 ms",
+    ]
+    assert slow_request_lines(20, {"t.py::test": found["requests"]}, by_test=False)[0] == (
+        "1 request name over 20 ms at p95:"
+    )
+
+
+def test_p95_ms_without_requests_cannot_be_measured_never_a_pass():
+    (p95,) = judge(Objectives.of(MARKER, p95_ms=5), _timed({}), "t.py::test", "this test")
+    assert (p95.measured.value, p95.passed) == (None, False)
+    assert p95.headline == (
+        f"{MARKER}: p95_ms cannot be measured: no requests were timed in this test; remove "
+        "the gate or time requests: with dualcache_env.request(name): ..."
+    )
+
+
+def test_the_session_pools_requests_and_names_the_slow_tests():
+    tests = {
+        "b.py::test_kv": {"slo_evidence": _timed({}), "requests": {"put": [50_000] * 4}},
+        "a.py::test_do": {"slo_evidence": _timed({}), "requests": {"put": [500] * 16}},
+        "c.py::test_contract": {"requests": {"put": [90_000]}},  # no evidence: not judged
+    }
+    for data in tests.values():
+        data.get("slo_evidence", {}).pop("requests", None)  # the JSON keeps them apart
+    verdicts, by_test = judge_session(Objectives.of(INI, p95_ms=1), tests)
+    assert list(by_test) == ["a.py::test_do", "b.py::test_kv"]
+    assert merge(by_test.values())["requests"] == {"put": [500] * 16 + [50_000] * 4}
+    (verdict,) = verdicts
+    # 20 puts: the 19th by nearest rank is one of the four 50 ms ones
+    assert (verdict.measured.value, verdict.passed) == (50.0, False)
+    assert describe_session_miss(verdict, by_test).splitlines() == [
+        "expected p95_ms <= 1 over the application's 2 tests, measured 50: p95 of 20 'put' "
+        f"requests ({INI})",
+        "1 request name over 1 ms at p95:",
+        "  put: 20 requests, p50 0.5 ms, p95 50 ms, p99 50 ms, max 50 ms",
+        "requests slower than 1 ms by test:",
+        "      4 x b.py::test_kv",
+    ]
 
 
 def test_a_session_miss_lists_sites_and_tests_most_first_and_capped():
