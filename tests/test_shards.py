@@ -387,3 +387,48 @@ def test_shards_of_different_latency_models_are_refused() -> None:
         merge_shards(shards)
     shards["shard-2.json"]["latency"] = {"model": model, "requests": {"stale": {}}}
     assert merge_shards(shards)["latency"] == {"model": model, "requests": {}}  # derived
+
+
+SPLIT_TESTS = """
+def save(kv, key):
+    kv.put(key, "v")
+
+
+def test_one(kv_namespace):
+    save(kv_namespace, "one")
+
+
+def test_two(kv_namespace):
+    save(kv_namespace, "two")
+
+
+def test_three(kv_namespace):
+    save(kv_namespace, "three")
+
+
+def test_skipped_by_k(kv_namespace):
+    save(kv_namespace, "never")
+"""
+
+
+def test_pytest_split_shards_merge_into_the_unsplit_report(pytester: pytest.Pytester) -> None:
+    """pytest-split's shards (each deselects the other's tests, beside ``-k``'s own) merge
+    byte for byte into the report of the unsplit run of the same tests."""
+    pytest.importorskip("pytest_split")
+    pytester.makepyfile(test_split_project=SPLIT_TESTS)
+    pytester.makeini("[pytest]\ndualcache_kv_allow = test_split_project.py::*\n")
+    common = ("--dualcache", "test_split_project.py", "-k", "not skipped_by_k", "-p", "no:randomly")
+    pytester.runpytest(*common, "--dualcache-report=all.json").assert_outcomes(
+        passed=3, deselected=1
+    )
+    for group in (1, 2):
+        pytester.runpytest(
+            *common,
+            "--splits=2",
+            f"--group={group}",
+            f"--dualcache-shard={group}/2",
+            f"--dualcache-report={group}.json",
+        )
+    shards = {name: json.loads((pytester.path / name).read_text()) for name in ("1.json", "2.json")}
+    assert sorted(len(s["tests"]) for s in shards.values()) == [1, 2]  # the split is uneven
+    assert _text(merge_shards(shards)) == (pytester.path / "all.json").read_text()
