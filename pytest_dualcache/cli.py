@@ -7,8 +7,9 @@ it (``html``, ``md``). Each subcommand runs what the plugin runs (``shards.merge
 cannot disagree about a file or a verdict.
 
 Exit codes: 0 done; 1 the gate failed (KV writes grew, the month got dearer beyond
-``--max-cost-growth``, or the report is incomplete and so cannot pass); 2 bad input, said
-in one line on stderr naming the file, with no file written.
+``--max-cost-growth``, a session SLO gate of the report was missed, or the report is
+incomplete and so cannot pass); 2 bad input, said in one line on stderr naming the file,
+with no file written.
 Importing this module imports no pytest; only ``gate`` without ``--max-growth`` does, to
 read the plugin's default from ``settings``.
 """
@@ -29,6 +30,8 @@ from .report import REPORT_VERSION, WAIVER_OUTCOMES, SessionReport
 from .report_html import render_html
 from .report_md import render_markdown
 from .shards import ShardError, merge_shards
+from .slo import SESSION, ordered
+from .slo import render as render_slo
 from .workload import judge_cost
 
 OK, GATE_FAILED, BAD_INPUT = 0, 1, 2
@@ -214,23 +217,31 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    """Gate a report's KV writes against a baseline, as the plugin's ``--dualcache-baseline``
-    does: the same comparison, the same lines, exit 1 where the plugin fails the session."""
+    """Gate a report as the plugin gates its session: KV writes against a baseline (as
+    ``--dualcache-baseline`` does; skipped without ``--baseline``) and the report's session
+    SLO gates (ini ``dualcache_slo``, judged again by ``merge`` over every shard). The same
+    lines, exit 1 where the plugin fails the session."""
     growth = max_growth(args.max_growth)
     cost_limit = max_cost_growth(args.max_cost_growth)
     data = read_report(args.report)
-    baseline = load_baseline(args.baseline)
+    baseline = None if args.baseline is None else load_baseline(args.baseline)
     report = SessionReport(tests=data["tests"], stopped=list(data["incomplete_reasons"]))
     incomplete = report.incomplete_line()
     if incomplete is not None:  # partial figures: the plugin does not compare them either
         print(incomplete)
         print(NOT_COMPARED)
         return GATE_FAILED
-    result = compare(baseline, baseline_of(report), growth)
-    cost = None if cost_limit is None else judge_cost(baseline, report.tests, cost_limit)
-    for line in [*result.render(growth), *(cost.render() if cost else [])]:
+    failed = False
+    if baseline is not None:
+        result = compare(baseline, baseline_of(report), growth)
+        cost = None if cost_limit is None else judge_cost(baseline, report.tests, cost_limit)
+        for line in [*result.render(growth), *(cost.render() if cost else [])]:
+            print(line)
+        failed = result.failed or (cost is not None and cost.failed)
+    session_gates = [result for result in data.get("slo") or [] if result["scope"] == SESSION]
+    for line in render_slo(ordered(session_gates)):
         print(line)
-    return GATE_FAILED if result.failed or (cost is not None and cost.failed) else OK
+    return GATE_FAILED if failed or not all(r["passed"] for r in session_gates) else OK
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -263,14 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     _output_argument(merge, "the merged JSON report")
     merge.set_defaults(run=run_merge)
 
-    gate = command("gate", "Fail (exit 1) when a report's KV writes grew beyond a baseline.")
+    gate = command(
+        "gate",
+        "Fail (exit 1) on KV writes grown beyond a baseline, or a missed SLO gate.",
+    )
     gate.add_argument("report", type=Path, metavar="REPORT", help="a JSON report")
     gate.add_argument(
         "--baseline",
-        required=True,
         type=Path,
         metavar="PATH",
-        help="a baseline saved with --dualcache-save-baseline",
+        help="a baseline saved with --dualcache-save-baseline (without it only the report's "
+        "SLO gates are judged)",
     )
     gate.add_argument(
         "--max-growth",

@@ -23,7 +23,8 @@ from .budget import BudgetError, KVBudget
 from .contracts.paths import SUITE_NODEID
 from .factories import check_imported
 from .ledger import OperationRecord
-from .output_files import json_text, write_text_atomically
+from .output_files import write_json_atomically
+from .pages import pages
 from .plugin import REQUESTS_KEY
 from .pytest_compromises import count_in_summary_line
 from .recorder import Recorder, Scope
@@ -37,6 +38,7 @@ from .report import (
 )
 from .settings import SETTINGS, DualCacheSettings
 from .shards import shard_facts
+from .slo import SHARD_NOTE as SHARD_SLO_NOTE
 from .slo import (
     SLOError,
     describe_session_miss,
@@ -333,10 +335,9 @@ class KVSession:
         self._to_controller("dualcache_deselected", self.report.deselected)
 
     def _to_controller(self, key: str, value: object) -> None:
-        """Hand what collection found to xdist's controller, which collects nothing itself."""
-        workeroutput = getattr(self.config, "workeroutput", None)
-        if workeroutput is not None:
-            workeroutput[key] = value
+        """Hand what collection found to xdist's controller, which collects nothing itself
+        (outside an xdist worker, into a dict nobody reads)."""
+        getattr(self.config, "workeroutput", {})[key] = value
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -379,9 +380,14 @@ class KVSession:
             verdicts, by_test = judge_session(self.settings.slo, self.report.tests)
             self.report.add_slo(verdict.to_json() for verdict in verdicts)
             self.slo_misses = [describe_session_miss(v, by_test) for v in verdicts if not v.passed]
-            if self.slo_misses:
+            if self._slo_fails_session:
                 session.testsfailed += 1
         return result
+
+    @property
+    def _slo_fails_session(self) -> bool:
+        """A session SLO gate was missed, and this is no shard (the merge judges a shard's)."""
+        return bool(self.slo_misses) and self.settings.shard is None
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
@@ -392,24 +398,28 @@ class KVSession:
         if exitstatus == pytest.ExitCode.INTERRUPTED and self.report.complete:
             self.report.stop("interrupted")
         if self.settings.report_path is not None:
-            self._write(
-                "KV report", self.settings.report_path, lambda: json_text(self._report_json())
-            )
+            self._write("KV report", self.settings.report_path, self._write_report)
         self._write_pages()
         if self.settings.save_baseline is not None and self.report.complete:
             baseline = self.settings.save_baseline
-            self._write("KV baseline", baseline, lambda: json_text(baseline_of(self.report)))
+            self._write("KV baseline", baseline, self._write_baseline)
         if self.write_errors and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         # The final line ("148 passed, 1 KV gate failed") says what the sections above say.
         if self.gate_result is not None and self.gate_result.failed:
             count_in_summary_line(self.config, GATE_FAILED, 1)
-        if self.slo_misses:
+        if self._slo_fails_session:
             count_in_summary_line(self.config, SLO_FAILED, 1)
         if self.cost_verdict is not None and self.cost_verdict.failed:
             count_in_summary_line(self.config, COST_FAILED, 1)
         if not self.settings.factories_registered:
             count_in_summary_line(self.config, ON_THE_REFERENCE, len(self.suite_tests))
+
+    def _write_report(self, path: Path) -> None:
+        write_json_atomically(path, self._report_json())
+
+    def _write_baseline(self, path: Path) -> None:
+        write_json_atomically(path, baseline_of(self.report))
 
     def _report_json(self) -> dict[str, Any]:
         """The JSON report; under ``--dualcache-shard`` also what the merge needs (``shards``)."""
@@ -419,36 +429,22 @@ class KVSession:
         return data
 
     def _write_pages(self) -> None:
-        """The HTML page and the Markdown summary (to ``--dualcache-html``/``-md`` and to
-        ``$GITHUB_STEP_SUMMARY``, the job page of a GitHub Actions run)."""
+        """The HTML page and the Markdown summaries (``pages.pages``), with the gate's result."""
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         html, markdown = self.settings.html_path, self.settings.md_path
         if html is None and markdown is None and not step_summary:
             return
-        from .report_html import render_html
-        from .report_md import render_markdown
-
         data = self._report_json()
         if self.gate_result is not None:
             data["gate"] = self.gate_result.to_json(self._max_growth())
             data.update(self.cost_verdict.page_sections(data["gate"]) if self.cost_verdict else {})
-        if html is not None:
-            self._write("HTML report", html, lambda: render_html(data))
-        summary = render_markdown(data) if markdown is not None or step_summary else ""
-        if markdown is not None:
-            self._write("Markdown summary", markdown, lambda: summary)
-        if step_summary:
-            self._write("GitHub step summary", Path(step_summary), lambda: summary, append=True)
+        for what, path, write in pages(data, html, markdown, step_summary):
+            self._write(what, path, write)
 
-    def _write(self, what: str, path: Path, text: Callable[[], str], append: bool = False) -> None:
-        """Write ``text()`` to ``path`` (appended, as GitHub's step summary file expects); a
-        failure is reported under the KV report and fails the session."""
+    def _write(self, what: str, path: Path, write: Callable[[Path], None]) -> None:
+        """``write(path)``; a failure is reported under the KV report and fails the session."""
         try:
-            if append:
-                with path.open("a", encoding="utf-8") as page:
-                    page.write(text())
-            else:
-                write_text_atomically(path, text())
+            write(path)
         except OSError as exc:
             self.write_errors.append((what, path, exc.strerror or str(exc)))
 
@@ -471,7 +467,9 @@ class KVSession:
             terminalreporter.write_line(line, red=line.startswith("  MISSED"))
         for miss in self.slo_misses:
             for line in miss.splitlines():
-                terminalreporter.write_line(line, red=True)
+                terminalreporter.write_line(line, red=self._slo_fails_session)
+        if self.slo_misses and not self._slo_fails_session:
+            terminalreporter.write_line(SHARD_SLO_NOTE)
         failed = {path for _, path, _ in self.write_errors}
         for what, path, error in self.write_errors:
             terminalreporter.write_line(f"{what} NOT written to {path}: {error}", red=True)

@@ -442,6 +442,14 @@ def slow_request_lines(
     return lines
 
 
+#: Said under a shard's missed session gates (``--dualcache-shard``), which do not fail it.
+SHARD_NOTE = (
+    "note: a shard judges the session's SLO gates over its own tests only, so a miss here "
+    "does not fail it: `python -m pytest_dualcache merge` judges them over every shard, and "
+    "`python -m pytest_dualcache gate` fails on a miss there"
+)
+
+
 def render(results: list[dict[str, Any]]) -> list[str]:
     """The KV report's lines: one per gate, session first, then tests by node id."""
     if not results:

@@ -279,6 +279,40 @@ def test_gate_defaults_to_the_plugins_max_growth(gate_files, capsys):
     assert (code, out) == (OK, [f"KV writes within the baseline (allowed growth: {default})"])
 
 
+def _slo(metric: str, comparison: str, limit: float, measured: float, scope: str = "session"):
+    """An ``slo`` entry of a report (``slo.Verdict.to_json``)."""
+    passed = measured <= limit if comparison == "<=" else measured >= limit
+    return {"scope": scope, "metric": metric, "comparison": comparison, "limit": limit} | {
+        "measured": measured,
+        "passed": passed,
+    }
+
+
+@pytest.mark.parametrize("with_baseline", [True, False])
+def test_gate_fails_on_a_missed_session_slo_gate_of_the_report(gate_files, capsys, with_baseline):
+    """A merged report's session gates were judged over every shard (``merge``): ``gate``
+    fails where the unsplit run would have; a test's own gate already failed that test."""
+    report = _report(BEFORE)
+    report["slo"] = [
+        _slo("do_hit_rate", ">=", 0.7, 0.5),
+        _slo("kv_errors", "<=", 0, 0),
+        _slo("kv_errors", "<=", 0, 3, scope="t.py::test_x"),
+    ]
+    _write(gate_files / "r.json", report)
+    baseline = ["--baseline", str(gate_files / "base.json")] if with_baseline else []
+    code, out, _ = _cli(capsys, "gate", str(gate_files / "r.json"), *baseline)
+    assert code == GATE_FAILED
+    assert out[-3:] == [
+        "SLO gates: 1 missed of 2",
+        "  MISSED: session (your tests): do_hit_rate >= 0.7, measured 0.5",
+        "  passed: session (your tests): kv_errors <= 0, measured 0",
+    ]
+    assert ("KV writes within the baseline (allowed growth: 0)" in out) is with_baseline
+    report["slo"][0] = _slo("do_hit_rate", ">=", 0.7, 0.9)
+    _write(gate_files / "r.json", report)
+    assert _cli(capsys, "gate", str(gate_files / "r.json"), *baseline)[0] == OK
+
+
 def _gate_refusals(tmp: Path) -> list[tuple[list[str], str]]:
     """Gate command lines (after the report) and the error each must give."""
     base = str(tmp / "base.json")
@@ -360,7 +394,10 @@ def test_a_failed_write_keeps_the_old_file_whole_and_exits_2(tmp_path, capsys, m
     ("command", "says"),
     [
         ("merge", "Merge shard reports into the report one unsplit run writes (byte-identical)."),
-        ("gate", "Fail (exit 1) when a report's KV writes grew beyond a baseline."),
+        (
+            "gate",
+            "Fail (exit 1) on KV writes grown beyond a baseline, or a missed SLO gate.",
+        ),
         ("html", "Render a report as one self-contained HTML page."),
         ("md", "Render a report as a Markdown summary."),
     ],

@@ -321,13 +321,17 @@ def test_sharded_ci_workflow_merges_the_shards_then_gates_and_posts_the_summary(
     cli = [
         (i, arguments) for i, s in enumerate(steps) for arguments in cli_arguments(s.get("run", ""))
     ]
-    parsed = {}
+    parsed, gates = {}, []
     for index, arguments in cli:
         try:
             args = build_parser().parse_args(arguments)
         except SystemExit:
             pytest.fail(f"python -m pytest_dualcache refuses {shlex.join(arguments)}")
-        parsed[args.command] = (index, args)
+        parsed.setdefault(args.command, (index, args))
+        gates += [args] if args.command == "gate" else []
+    # With main's baseline the gate compares KV writes too; without one, the SLO gates only.
+    assert [gate.baseline is None for gate in gates] == [False, True]
+    assert len({gate.report for gate in gates}) == 1
     assert [args.command for _, args in sorted(parsed.values(), key=lambda p: p[0])] == [
         "merge",
         "gate",

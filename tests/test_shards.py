@@ -12,6 +12,7 @@ import pytest
 from pytest_dualcache.cli import OK, main
 from pytest_dualcache.report import SessionReport
 from pytest_dualcache.shards import ShardError, merge_shards, parse_shard
+from pytest_dualcache.slo import SHARD_NOTE
 
 WAIVER = {"factory": "legacy", "clause": "FB-2", "reason": "writes KV", "source": "ini"}
 
@@ -290,11 +291,16 @@ def test_a_sharded_run_with_session_gates_and_latency_merges_into_the_unsplit_re
         "dualcache_slo = p95_ms<=1, do_write_share>=0.6\n"
     )
     files = ("test_route_do.py", "test_route_kv.py")
-    pytester.runpytest("--dualcache", *files, "--dualcache-report=all.json")
+    unsplit = pytester.runpytest("--dualcache", *files, "--dualcache-report=all.json")
+    assert unsplit.ret == pytest.ExitCode.TESTS_FAILED  # the session's gates missed
+    unsplit.stdout.fnmatch_lines(["*= 2 passed, 1 SLO gate failed in *"])
     for index, path in enumerate(files, start=1):
-        pytester.runpytest(
+        shard = pytester.runpytest(
             "--dualcache", path, f"--dualcache-shard={index}/2", f"--dualcache-report={index}.json"
         )
+        # A shard's session gates see a part of the session: the merge judges them (below).
+        assert shard.ret == pytest.ExitCode.OK, shard.stdout.str()
+        assert (SHARD_NOTE in shard.stdout.str()) is (index == 2)  # the KV shard missed
     shards = {name: json.loads((pytester.path / name).read_text()) for name in ("1.json", "2.json")}
     assert [(r["complete"], r["incomplete_reasons"]) for r in shards.values()] == [(True, [])] * 2
     session = [r for r in shards["1.json"]["slo"] if r["scope"] == "session"]
