@@ -11,6 +11,7 @@ import textwrap
 import hypothesis.internal.observability  # noqa: F401
 import pytest
 import pytest_dualcache.contracts.test_registered  # noqa: F401
+from run_reports import call_reports, outcomes
 
 from pytest_dualcache import DualCacheEnv, VirtualClock
 from pytest_dualcache.budget import (
@@ -33,19 +34,6 @@ NOT_CHECKED = "dualcache: KV budgets were not checked (run with --dualcache to e
 def _op(op: str = "put", at: float = MONDAY, *, ok: bool = True, key: str = "k") -> OperationRecord:
     site = CallSite("/src/dal.py", 7, "save")
     return OperationRecord("CACHE_KV", op, key, at, 3, ok, None if ok else "refused", site)
-
-
-def _reports(result: pytest.RunResult) -> dict[str, pytest.TestReport]:
-    """Each test's call report by test name (the in-process run keeps them)."""
-    return {
-        report.nodeid.rpartition("::")[2]: report
-        for report in result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
-        if report.when == "call"
-    }
-
-
-def _outcomes(result: pytest.RunResult) -> dict[str, str]:
-    return {name: report.outcome for name, report in _reports(result).items()}
 
 
 def _line(source: str, needle: str) -> int:
@@ -379,7 +367,7 @@ def fixture_run(pytester: pytest.Pytester) -> pytest.RunResult:
 
 
 def test_fixture_failure_names_the_limit_and_lists_every_write(fixture_run, pytester):
-    longrepr = str(_reports(fixture_run)["test_seven_writes_over_three"].longrepr)
+    longrepr = str(call_reports(fixture_run)["test_seven_writes_over_three"].longrepr)
     path = pytester.path / "test_fixture_budget.py"
     line = _line(FIXTURE_TESTS, "# THE PUT")
     site = f"{path}:{line}:test_seven_writes_over_three"
@@ -396,7 +384,7 @@ def test_fixture_failure_names_the_limit_and_lists_every_write(fixture_run, pyte
 
 
 def test_fixture_outcomes_without_dualcache(fixture_run):
-    assert _outcomes(fixture_run) == FIXTURE_OUTCOMES
+    assert outcomes(fixture_run) == FIXTURE_OUTCOMES
     assert NOT_CHECKED not in fixture_run.stdout.lines
 
 
@@ -404,13 +392,13 @@ def test_fixture_is_enforced_the_same_under_dualcache(pytester):
     pytester.makepyfile(test_fixture_budget=FIXTURE_TESTS)
     pytester.makeini("[pytest]\ndualcache_kv_allow = test_fixture_budget.py::*\n")
     result = pytester.runpytest("--dualcache", *SKIP_SUITE)
-    assert _outcomes(result) == FIXTURE_OUTCOMES
-    seven = str(_reports(result)["test_seven_writes_over_three"].longrepr)
+    assert outcomes(result) == FIXTURE_OUTCOMES
+    seven = str(call_reports(result)["test_seven_writes_over_three"].longrepr)
     assert seven.startswith("expected at most 3 KV writes, 7 were made")
 
 
 def test_fixture_lets_an_exception_in_the_block_through_unchanged(fixture_run):
-    report = _reports(fixture_run)["test_exception_inside_the_block"]
+    report = call_reports(fixture_run)["test_exception_inside_the_block"]
     assert report.longrepr.reprcrash.message == "ValueError: the DAL broke"
     assert "expected at most" not in str(report.longrepr)
 
@@ -428,7 +416,7 @@ def test_fixture_lets_an_exception_in_the_block_through_unchanged(fixture_run):
     ],
 )
 def test_fixture_limits_of_each_kind(fixture_run, test, headline):
-    lines = str(_reports(fixture_run)[test].longrepr).splitlines()
+    lines = str(call_reports(fixture_run)[test].longrepr).splitlines()
     assert lines[0].startswith(headline + " (kv_budget(): ")
     made = int(headline.split(", ")[1].split()[0])
     assert lines[1] == "by call site:"
@@ -496,7 +484,7 @@ def marker_run(pytester: pytest.Pytester) -> pytest.RunResult:
 
 
 def test_marker_outcomes(marker_run):
-    assert _outcomes(marker_run) == {
+    assert outcomes(marker_run) == {
         "test_at_the_limit": "passed",
         "test_one_over": "failed",
         "test_a_week_at_the_daily_limit": "passed",
@@ -508,7 +496,7 @@ def test_marker_outcomes(marker_run):
 
 
 def test_marker_failure_has_a_clear_longrepr_and_a_section(marker_run, pytester):
-    report = _reports(marker_run)["test_one_over"]
+    report = call_reports(marker_run)["test_one_over"]
     headline = (
         "expected at most 3 KV writes, 4 were made (@pytest.mark.kv_budget: writes=3 per test)"
     )
@@ -528,7 +516,7 @@ def test_marker_failure_has_a_clear_longrepr_and_a_section(marker_run, pytester)
 
 
 def test_marker_per_day_holds_each_day_of_a_simulated_week(marker_run):
-    report = _reports(marker_run)["test_a_week_one_over_on_thursday"]
+    report = call_reports(marker_run)["test_a_week_one_over_on_thursday"]
     assert str(report.longrepr) == (
         "expected at most 5 KV writes on 2026-01-08 (UTC), 6 were made "
         "(@pytest.mark.kv_budget: writes=5 per day)"
@@ -538,7 +526,7 @@ def test_marker_per_day_holds_each_day_of_a_simulated_week(marker_run):
 
 
 def test_marker_reports_every_kind_over(marker_run):
-    assert str(_reports(marker_run)["test_three_kinds_over"].longrepr).splitlines() == [
+    assert str(call_reports(marker_run)["test_three_kinds_over"].longrepr).splitlines() == [
         f"expected at most 1 KV {kind}, 2 were made "
         "(@pytest.mark.kv_budget: reads=1, lists=1, deletes=1 per test)"
         for kind in ("reads", "lists", "deletes")
@@ -546,7 +534,7 @@ def test_marker_reports_every_kind_over(marker_run):
 
 
 def test_marker_keeps_a_tests_own_failure_and_adds_the_section(marker_run):
-    report = _reports(marker_run)["test_over_budget_and_failing_anyway"]
+    report = call_reports(marker_run)["test_over_budget_and_failing_anyway"]
     assert report.longrepr.reprcrash.message.startswith("AssertionError: its own failure")
     assert "expected at most 0 KV writes, 1 were made" in dict(report.sections).get(
         "dualcache KV operations", ""
@@ -599,14 +587,14 @@ def test_ini_budget_applies_to_every_test_and_the_marker_overrides_it(pytester):
         "[pytest]\ndualcache_kv_budget = writes=2/day\ndualcache_kv_allow = test_ini_budget.py::*\n"
     )
     result = pytester.runpytest("--dualcache", *SKIP_SUITE)
-    assert _outcomes(result) == {
+    assert outcomes(result) == {
         "test_default_within": "passed",
         "test_default_over": "failed",
         "test_marker_raises_the_limit": "passed",
         "test_marker_lowers_the_limit": "failed",
         "test_marker_replaces_the_whole_default": "passed",
     }
-    reports = _reports(result)
+    reports = call_reports(result)
     assert str(reports["test_default_over"].longrepr) == (
         "expected at most 2 KV writes on 2026-01-05 (UTC), 3 were made "
         "(ini dualcache_kv_budget: writes=2 per day)"
@@ -672,7 +660,7 @@ BAD_MARKERS = textwrap.dedent(
 def test_bad_marker_arguments_fail_the_test_with_a_clear_message(pytester):
     pytester.makepyfile(test_bad_markers=BAD_MARKERS)
     result = pytester.runpytest("--dualcache", *SKIP_SUITE)
-    messages = {name: str(report.longrepr) for name, report in _reports(result).items()}
+    messages = {name: str(report.longrepr) for name, report in call_reports(result).items()}
     assert messages == {
         "test_positional": (
             "@pytest.mark.kv_budget takes keyword limits only, e.g. kv_budget(writes=50)"

@@ -13,6 +13,7 @@ from pathlib import Path
 import hypothesis.internal.observability  # noqa: F401
 import pytest
 import pytest_dualcache.contracts.test_registered  # noqa: F401
+from run_reports import call_reports, outcomes
 
 from pytest_dualcache import DualCacheEnv, VirtualClock
 from pytest_dualcache.kv import KVRateLimitError
@@ -48,20 +49,6 @@ LATENCY_OFF = (
     "(or a PATH.toml) to time requests"
 )
 SLO_NOT_CHECKED = "dualcache: SLO gates were not checked (run with --dualcache to enforce them)"
-
-
-def _reports(result: pytest.RunResult) -> dict[str, pytest.TestReport]:
-    """Each test's call report by test name (the in-process run keeps them)."""
-    return {
-        report.nodeid.rpartition("::")[2]: report
-        for report in result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
-        if report.when == "call"
-    }
-
-
-def _outcomes(result: pytest.RunResult) -> dict[str, str]:
-    """Each test's outcome by test name."""
-    return {name: report.outcome for name, report in _reports(result).items()}
 
 
 def _final_line(result: pytest.RunResult) -> str:
@@ -602,7 +589,7 @@ def marker_run(pytester: pytest.Pytester) -> pytest.RunResult:
 
 
 def test_marker_outcomes_for_each_metric(marker_run):
-    assert _outcomes(marker_run) == {
+    assert outcomes(marker_run) == {
         "test_hit_rate_met": "passed",
         "test_hit_rate_missed": "failed",
         "test_write_share_met": "passed",
@@ -620,7 +607,7 @@ def test_marker_outcomes_for_each_metric(marker_run):
 
 
 def test_marker_miss_of_the_hit_rate_lists_the_do_misses(marker_run, pytester):
-    report = _reports(marker_run)["test_hit_rate_missed"]
+    report = call_reports(marker_run)["test_hit_rate_missed"]
     assert str(report.longrepr) == (
         f"expected do_hit_rate >= 0.7, measured 0.6: 6 of 10 DO cache gets hit ({MARKER})"
     )
@@ -634,7 +621,7 @@ def test_marker_miss_of_the_hit_rate_lists_the_do_misses(marker_run, pytester):
 
 
 def test_marker_miss_of_the_write_share_lists_the_kv_routed_writes(marker_run, pytester):
-    report = _reports(marker_run)["test_write_share_missed"]
+    report = call_reports(marker_run)["test_write_share_missed"]
     assert str(report.longrepr) == (
         "expected do_write_share >= 0.75, measured 0.6: 3 of 5 writes went to the DO, 2 to "
         f"KV ({MARKER})"
@@ -648,7 +635,7 @@ def test_marker_miss_of_the_write_share_lists_the_kv_routed_writes(marker_run, p
 
 
 def test_marker_miss_of_kv_errors_lists_the_429s_with_kvs_answer(marker_run, pytester):
-    report = _reports(marker_run)["test_kv_errors_missed"]
+    report = call_reports(marker_run)["test_kv_errors_missed"]
     assert str(report.longrepr) == (
         f"expected kv_errors <= 0, measured 2: KV answered 2 rate-limit (429) or quota errors "
         f"({MARKER})"
@@ -665,14 +652,14 @@ def test_marker_miss_of_kv_errors_lists_the_429s_with_kvs_answer(marker_run, pyt
 
 
 def test_marker_counts_quota_errors_and_leaves_injected_faults_out(marker_run):
-    reports = _reports(marker_run)
+    reports = call_reports(marker_run)
     quota = str(reports["test_a_quota_error_is_a_kv_error"].longrepr)
     assert quota.startswith("expected kv_errors <= 0, measured 1: ")
     assert reports["test_injected_faults_are_not_kv_errors"].passed
 
 
 def test_marker_writes_per_day_reuses_the_daily_budget(marker_run, pytester):
-    report = _reports(marker_run)["test_writes_per_day_missed_on_tuesday"]
+    report = call_reports(marker_run)["test_writes_per_day_missed_on_tuesday"]
     assert str(report.longrepr) == (
         "expected kv_writes_per_day <= 3, measured 4: 4 KV writes on 2026-01-06 (UTC), the "
         f"busiest day ({MARKER})"
@@ -687,7 +674,7 @@ def test_marker_writes_per_day_reuses_the_daily_budget(marker_run, pytester):
 
 
 def test_a_hit_rate_gate_without_the_do_cache_is_an_error_not_a_pass(marker_run):
-    report = _reports(marker_run)["test_hit_rate_without_the_do_cache"]
+    report = call_reports(marker_run)["test_hit_rate_without_the_do_cache"]
     assert str(report.longrepr) == (
         f"{MARKER}: do_hit_rate cannot be measured: no gets on the built-in DO cache in this "
         "test; remove the gate or read through the built-in DO cache (DualCacheEnv.do, the "
@@ -696,7 +683,7 @@ def test_a_hit_rate_gate_without_the_do_cache_is_an_error_not_a_pass(marker_run)
 
 
 def test_a_test_failing_on_its_own_keeps_its_failure_and_shows_the_miss(marker_run):
-    report = _reports(marker_run)["test_failing_on_its_own"]
+    report = call_reports(marker_run)["test_failing_on_its_own"]
     assert report.longrepr.reprcrash.message.startswith("AssertionError: its own failure")
     assert (
         "expected do_hit_rate >= 0.9, measured 0.5"
@@ -748,7 +735,7 @@ def test_marker_results_in_the_terminal_and_the_json(marker_run, pytester):
 def test_marker_is_not_enforced_without_dualcache(pytester):
     pytester.makepyfile(test_slo_marker=MARKER_TESTS)
     result = pytester.runpytest()
-    assert _outcomes(result)["test_hit_rate_missed"] == "passed"
+    assert outcomes(result)["test_hit_rate_missed"] == "passed"
     assert result.stdout.lines.count(SLO_NOT_CHECKED) == 1
 
 
@@ -833,7 +820,7 @@ def test_a_session_gate_met_passes_the_session(pytester):
 def test_a_session_gate_missed_fails_the_session_named_in_the_final_line(pytester):
     result = _session_run(pytester, "do_hit_rate>=0.80, do_write_share>=0.99, kv_errors=0")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert _outcomes(result) == {"test_reads": "passed", "test_writes": "passed"}
+    assert outcomes(result) == {"test_reads": "passed", "test_writes": "passed"}
     assert re.search(r" 2 passed, \d+ deselected, 1 SLO gate failed in ", _final_line(result))
     path = "test_slo_session.py"
     miss, put = _line("# THE MISS", SESSION_TESTS), _line("# THE PUT", SESSION_TESTS)
@@ -894,7 +881,7 @@ def test_session_gates_on_kv_errors_and_writes_per_day_sum_the_tests(pytester):
     )
     result = pytester.runpytest("--dualcache", *SKIP_SUITE)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert _outcomes(result) == {"test_rate_limited": "passed", "test_two_days": "passed"}
+    assert outcomes(result) == {"test_rate_limited": "passed", "test_two_days": "passed"}
     assert "1 SLO gate failed" in _final_line(result)
     path = "test_slo_kv.py"
     result.stdout.fnmatch_lines(
@@ -1014,7 +1001,7 @@ def test_a_bad_marker_is_a_usage_error_at_collection(pytester, arguments, messag
     result = pytester.runpytest("--dualcache", *SKIP_SUITE)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: test_bad.py::test_x: {message}*"])
-    assert _reports(result) == {}  # no test ran
+    assert call_reports(result) == {}  # no test ran
 
 
 def test_a_bad_marker_added_while_the_test_runs_fails_that_test(pytester):
@@ -1029,7 +1016,7 @@ def test_a_bad_marker_added_while_the_test_runs_fails_that_test(pytester):
         """
     )
     result = pytester.runpytest("--dualcache", *SKIP_SUITE)
-    report = _reports(result)["test_x"]
+    report = call_reports(result)["test_x"]
     assert str(report.longrepr).startswith(f"{MARKER}: unknown metric 'hit_rate'; use ")
     assert "dualcache KV operations" not in dict(report.sections)
 
