@@ -10,8 +10,8 @@ Exit codes: 0 done; 1 the gate failed (KV writes grew, the month got dearer beyo
 ``--max-cost-growth``, a session SLO gate of the report was missed, or the report is
 incomplete and so cannot pass); 2 bad input, said in one line on stderr naming the file,
 with no file written.
-Importing this module imports no pytest; only ``gate`` without ``--max-growth`` does, to
-read the plugin's default from ``settings``.
+Importing this module imports no pytest; only a ``--baseline`` without ``--max-growth``
+does, to read the plugin's default from ``settings``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .baseline import NOT_COMPARED, BaselineError, Growth, baseline_of, compare, load_baseline
+from .baseline import (
+    NOT_COMPARED,
+    BaselineError,
+    GateResult,
+    Growth,
+    baseline_of,
+    compare,
+    load_baseline,
+)
 from .bill import CostLimit
 from .output_files import output_problem, write_json_atomically, write_text_atomically
 from .report import REPORT_VERSION, WAIVER_OUTCOMES, SessionReport
@@ -32,7 +40,7 @@ from .report_md import render_markdown
 from .shards import ShardError, merge_shards
 from .slo import SESSION, ordered
 from .slo import render as render_slo
-from .workload import judge_cost
+from .workload import CostVerdict, gate_sections, judge_cost
 
 OK, GATE_FAILED, BAD_INPUT = 0, 1, 2
 PROG = "python -m pytest_dualcache"
@@ -233,8 +241,7 @@ def run_gate(args: argparse.Namespace) -> int:
         return GATE_FAILED
     failed = False
     if baseline is not None:
-        result = compare(baseline, baseline_of(report), growth)
-        cost = None if cost_limit is None else judge_cost(baseline, report.tests, cost_limit)
+        result, cost = judge(baseline, report, growth, cost_limit)
         for line in [*result.render(growth), *(cost.render() if cost else [])]:
             print(line)
         failed = result.failed or (cost is not None and cost.failed)
@@ -244,10 +251,33 @@ def run_gate(args: argparse.Namespace) -> int:
     return GATE_FAILED if failed or not all(r["passed"] for r in session_gates) else OK
 
 
+def judge(
+    baseline: Mapping[str, Any],
+    report: SessionReport,
+    growth: Growth,
+    cost_limit: CostLimit | None,
+) -> tuple[GateResult, CostVerdict | None]:
+    """The plugin's comparison with a baseline: KV writes, and the bill under a cost limit."""
+    result = compare(baseline, baseline_of(report), growth)
+    cost = None if cost_limit is None else judge_cost(baseline, report.tests, cost_limit)
+    return result, cost
+
+
 def run_render(args: argparse.Namespace) -> int:
-    """Render a report with ``args.render`` (HTML or Markdown) into ``args.output``."""
+    """Render a report with ``args.render`` (HTML or Markdown) into ``args.output``; with
+    ``--baseline``, with the comparison the plugin's own pages show under
+    ``--dualcache-baseline`` (an incomplete report is not compared, as there)."""
     check_output(args.output)
-    text = args.render(read_report(args.report))
+    data = read_report(args.report)
+    if args.baseline is not None:
+        growth = max_growth(args.max_growth)
+        cost_limit = max_cost_growth(args.max_cost_growth)
+        baseline = load_baseline(args.baseline)
+        report = SessionReport(tests=data["tests"], stopped=list(data["incomplete_reasons"]))
+        if report.complete:
+            result, cost = judge(baseline, report, growth, cost_limit)
+            data = {**data, **gate_sections(result, growth, cost)}
+    text = args.render(data)
     write_output(args.output, lambda: write_text_atomically(args.output, text))
     return OK
 
@@ -279,25 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Fail (exit 1) on KV writes grown beyond a baseline, or a missed SLO gate.",
     )
     gate.add_argument("report", type=Path, metavar="REPORT", help="a JSON report")
-    gate.add_argument(
-        "--baseline",
-        type=Path,
-        metavar="PATH",
-        help="a baseline saved with --dualcache-save-baseline (without it only the report's "
-        "SLO gates are judged)",
-    )
-    gate.add_argument(
-        "--max-growth",
-        metavar="N|P%",
-        help="KV writes a test (or the total) may grow by over the baseline: a count or a "
-        "percentage (default: the plugin's --dualcache-max-growth default)",
-    )
-    gate.add_argument(
-        "--max-cost-growth",
-        metavar="AMOUNT|P%",
-        help="also fail when the projected month of the declared workloads got dearer than "
-        "the baseline's by more than this: dollars (4.10) or a percentage (10%%)",
-    )
+    _baseline_arguments(gate, "without it only the report's SLO gates are judged")
     gate.set_defaults(run=run_gate)
 
     for name, what, render in (
@@ -307,8 +319,31 @@ def build_parser() -> argparse.ArgumentParser:
         renderer = command(name, f"Render a report as {what}.")
         renderer.add_argument("report", type=Path, metavar="REPORT", help="a JSON report")
         _output_argument(renderer, what)
+        _baseline_arguments(renderer, "with it the page shows the comparison, as the plugin's")
         renderer.set_defaults(run=run_render, render=render)
     return parser
+
+
+def _baseline_arguments(parser: argparse.ArgumentParser, without: str) -> None:
+    """``--baseline`` and the growth each gate allows, as the plugin's options take them."""
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="PATH",
+        help=f"a baseline saved with --dualcache-save-baseline ({without})",
+    )
+    parser.add_argument(
+        "--max-growth",
+        metavar="N|P%",
+        help="KV writes a test (or the total) may grow by over the baseline: a count or a "
+        "percentage (default: the plugin's --dualcache-max-growth default)",
+    )
+    parser.add_argument(
+        "--max-cost-growth",
+        metavar="AMOUNT|P%",
+        help="the cost gate: how much dearer than the baseline's the projected month of the "
+        "declared workloads may get, in dollars (4.10) or as a percentage (10%%)",
+    )
 
 
 def _output_argument(parser: argparse.ArgumentParser, what: str) -> None:

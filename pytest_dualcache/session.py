@@ -54,6 +54,7 @@ from .workload import (
     WorkloadError,
     bill_section,
     declared_tests,
+    gate_sections,
     judge_cost,
     measured,
     render_bill,
@@ -436,8 +437,7 @@ class KVSession:
             return
         data = self._report_json()
         if self.gate_result is not None:
-            data["gate"] = self.gate_result.to_json(self._max_growth())
-            data.update(self.cost_verdict.page_sections(data["gate"]) if self.cost_verdict else {})
+            data.update(gate_sections(self.gate_result, self._max_growth(), self.cost_verdict))
         for what, path, write in pages(data, html, markdown, step_summary):
             self._write(what, path, write)
 

@@ -32,6 +32,7 @@ from .pricing import DAYS_PER_MONTH
 from .report import summarize
 
 if TYPE_CHECKING:
+    from .baseline import GateResult, Growth
     from .recorder import Scope
 
 MARKER = "@pytest.mark.dualcache_workload"
@@ -329,6 +330,14 @@ class CostVerdict:
             f"projected month {verdict} the baseline's (allowed growth: {self.growth.limit}): "
             f"{self.growth.sentence}"
         ]
+
+
+def gate_sections(gate: GateResult, growth: Growth, cost: CostVerdict | None) -> dict[str, Any]:
+    """The report sections the HTML and Markdown pages read for a baseline comparison
+    (``gate``, and ``cost_growth`` when the cost gate compared): what the plugin adds to its
+    pages under ``--dualcache-baseline``, and ``python -m pytest_dualcache md --baseline``."""
+    sections = {"gate": gate.to_json(growth)}
+    return {**sections, **(cost.page_sections(sections["gate"]) if cost else {})}
 
 
 def judge_cost(

@@ -231,6 +231,24 @@ def test_gate_passes_and_fails_with_the_lines_the_plugin_prints(pytester, capsys
     assert f"      new call site: mydal.py:{AUDIT_LINE}:audit" in out  # the grown run's table
 
 
+def test_pages_with_a_baseline_are_the_plugins_pages_under_its_baseline(pytester, capsys):
+    """``md``/``html --baseline`` on a report (a merged one, say) write what the plugin's
+    ``--dualcache-md``/``-html`` write under ``--dualcache-baseline``: the gate in the page."""
+    _project(pytester)
+    assert _run(pytester, *FILES, "--dualcache-save-baseline=base.json").ret == 0
+    pytester.makepyfile(test_one=GROWN_ONE)
+    pages = ("--dualcache-md=plugin.md", "--dualcache-html=plugin.html")
+    gated = ("--dualcache-baseline=base.json", "--dualcache-report=r.json")
+    result = _run(pytester, *FILES, *gated, *pages)
+    assert result.ret == 1
+    for page in ("md", "html"):
+        code, _, err = _cli(capsys, page, "r.json", "-o", f"cli.{page}", "--baseline", "base.json")
+        assert (code, err) == (OK, [])
+        cli_page = (pytester.path / f"cli.{page}").read_text()
+        assert cli_page == (pytester.path / f"plugin.{page}").read_text()
+        assert f"mydal.py:{AUDIT_LINE}:audit" in cli_page  # the new call site, in the gate's table
+
+
 def test_an_incomplete_report_is_not_gated_as_the_plugin_does_not_gate_it(pytester, capsys):
     pytester.makepyfile(mydal=MYDAL, test_one="def test_fails():\n    assert False\n" + TEST_ONE)
     pytester.makeini("[pytest]\ndualcache_dal_modules = mydal\n")
