@@ -21,7 +21,7 @@ model must be the same in every shard; its figures are derived from the tests' r
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .report import REPORT_VERSION, WAIVER_OUTCOMES, SessionReport
@@ -57,10 +57,14 @@ def merge_shards(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     if not reports:
         raise ShardError("no shard reports to merge")
     ordered = _in_shard_order(reports)
-    _check_same(ordered, "version", "report version")
-    _check_same(ordered, "plugin_version", "pytest-dualcache version")
-    _check_same(ordered, "factories", "factories")
-    _check_same_model(ordered)
+    _check_same(ordered, "report version", lambda report: report.get("version"))
+    _check_same(ordered, "pytest-dualcache version", lambda report: report.get("plugin_version"))
+    _check_same(ordered, "factories", lambda report: report.get("factories"))
+    _check_same(
+        ordered,
+        "latency models (ini dualcache_latency)",  # its figures pool only then
+        lambda report: report.get("latency", {}).get("model"),
+    )
     first_name, first = ordered[0]
     if first["version"] != REPORT_VERSION:
         raise ShardError(
@@ -94,33 +98,14 @@ def merge_shards(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return merged.to_json()
 
 
-def _check_same_model(ordered: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-    """Every shard ran the same latency model (or none did): its figures pool only then."""
-    first_name, first = ordered[0]
-    model = first.get("latency", {}).get("model")
-    for name, report in ordered[1:]:
-        other = report.get("latency", {}).get("model")
-        if other != model:
-            raise ShardError(
-                f"shards of different latency models (ini dualcache_latency): {first_name} has "
-                f"{model!r}, {name} has {other!r}"
-            )
-
-
 def _merge_slo(ordered: Sequence[tuple[str, Mapping[str, Any]]], merged: SessionReport) -> None:
     """The tests' SLO verdicts of every shard, and the session's judged again over all the
     shards' application tests (refused when a shard's gates differ or a test lacks the
     evidence to judge them)."""
     if not any("slo" in report for _, report in ordered):
         return
-    gates = {name: _session_gates(report) for name, report in ordered}
-    first_name = ordered[0][0]
-    for name, found in gates.items():
-        if found != gates[first_name]:
-            raise ShardError(
-                f"shards of different session SLO gates (ini dualcache_slo): {first_name} has "
-                f"{gates[first_name] or 'none'}, {name} has {found or 'none'}"
-            )
+    gates = "session SLO gates (ini dualcache_slo)"
+    _check_same(ordered, gates, _session_gates, lambda found: found or "none")
     merged.add_slo(
         result
         for _, report in ordered
@@ -181,14 +166,19 @@ def _in_shard_order(
     return [(seen[index], reports[seen[index]]) for index in sorted(seen)]
 
 
-def _check_same(ordered: Sequence[tuple[str, Mapping[str, Any]]], key: str, what: str) -> None:
-    """Every shard has the same ``key`` (or none has it)."""
+def _check_same(
+    ordered: Sequence[tuple[str, Mapping[str, Any]]],
+    what: str,
+    value: Callable[[Mapping[str, Any]], object],
+    shown: Callable[[Any], object] = repr,
+) -> None:
+    """Every shard has the same ``value(report)``; else ShardError naming two that differ."""
     first_name, first = ordered[0]
     for name, report in ordered[1:]:
-        if report.get(key) != first.get(key):
+        if value(report) != value(first):
             raise ShardError(
-                f"shards of different {what}: {first_name} has {first.get(key)!r}, "
-                f"{name} has {report.get(key)!r}"
+                f"shards of different {what}: {first_name} has {shown(value(first))}, "
+                f"{name} has {shown(value(report))}"
             )
 
 
